@@ -1,0 +1,64 @@
+"""Shared fixtures: one real SparkSession for the whole test session, and the sample collection built once.
+
+Fixtures that build data (sample, ingest, features, a trained model) are session-scoped so the suite pays
+for each stage once; tests must not modify what these fixtures return (copy first).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("WANDERLENS_SHARED", REPO_ROOT.parent / "shared"))
+COCO_DIR = REPO_ROOT / "examples" / "coco-cc57"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+# Size of the sample collection the suite uses: big enough for metrics to mean something, small enough for CI.
+TEST_SAMPLE_PHOTOS = int(os.environ.get("WANDERLENS_TEST_SAMPLE_PHOTOS", "400"))
+TEST_SAMPLE_USERS = int(os.environ.get("WANDERLENS_TEST_SAMPLE_USERS", "24"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession of the test session (local[2])."""
+    from wanderlens.session import get_spark
+
+    session = get_spark(master=os.environ.get("WANDERLENS_TEST_MASTER", "local[2]"), app_name="wanderlens-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Folder for files tests keep for people to look at (screenshots, reports)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """The synthetic sample collection (manifest, labels, destinations, images), generated once."""
+    from wanderlens.data.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("sample")
+    generate_sample(out, photos=TEST_SAMPLE_PHOTOS, users=TEST_SAMPLE_USERS, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ingested_dir(spark, sample_dir, tmp_path_factory) -> Path:
+    """The sample ingested into a photos table + quarantine (see docs/architecture.md for the layout)."""
+    from wanderlens.data.ingest import ingest
+
+    out = tmp_path_factory.mktemp("ingested")
+    ingest(spark, sample_dir / "manifest.csv", out)
+    return out
