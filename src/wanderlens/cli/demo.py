@@ -1,0 +1,138 @@
+"""`wanderlens demo`: the whole job on a bundled synthetic sample, stage by stage, ending with where everything is.
+
+Each stage is the same library call its own sub-command makes; a stage's outputs are the next stage's inputs, all
+under one folder (default runs/demo).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+Stage = tuple[str, Callable[[dict], Any]]
+
+
+def _stages(out: Path, photos: int, users: int, seed: int, master: str | None) -> list[Stage]:
+    """The demo's stages in order; each takes and fills a shared `ctx` dict of outputs."""
+    from wanderlens.session import get_spark
+
+    def spark():
+        return get_spark(master=master)
+
+    def sample(ctx: dict) -> None:
+        from wanderlens.data.sample import generate_sample
+
+        generate_sample(out / "sample", photos=photos, users=users, seed=seed)
+        ctx["sample"] = out / "sample"
+
+    def ingest(ctx: dict) -> None:
+        from wanderlens.data.ingest import ingest as run_ingest
+
+        run_ingest(spark(), out / "sample" / "manifest.csv", out / "ingested")
+        ctx["photos table"] = out / "ingested" / "photos"
+        ctx["quarantine"] = out / "ingested" / "quarantine"
+
+    def featurize(ctx: dict) -> None:
+        from wanderlens.features.featurize import featurize as run_featurize
+
+        run_featurize(spark(), out / "ingested", out / "features")
+        ctx["features table"] = out / "features" / "features"
+
+    def train(ctx: dict) -> None:
+        from wanderlens.config import load_config
+        from wanderlens.mtl.train import train_from_config
+
+        config = load_config(_config_path())
+        train_from_config(spark(), out / "features", config, out / "model")
+        ctx["model"] = out / "model"
+
+    def travel(ctx: dict) -> None:
+        from wanderlens.travel.job import run_travel
+
+        paths = run_travel(spark(), out / "features", out / "model", out / "sample" / "destinations.csv",
+                           out / "travel")
+        ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
+
+    def evaluate(ctx: dict) -> None:
+        from wanderlens.config import load_config
+        from wanderlens.evaluation.job import evaluate_job
+
+        config = load_config(_config_path())
+        report = evaluate_job(spark(), out / "features", config, out / "report", seeds=[seed],
+                              travel_dir=out / "travel")
+        ctx["report"] = report
+
+    def register(ctx: dict) -> None:
+        from wanderlens.serving.registry import ModelRegistry
+
+        registry = ModelRegistry(out / "registry")
+        version = registry.register(out / "features" / "feature_pipeline", out / "model",
+                                    metadata={"source": "wanderlens demo"}, travel_dir=out / "travel")
+        registry.promote(version)
+        ctx["registry (production)"] = f"{out / 'registry'} (version {version})"
+
+    return [("sample", sample), ("ingest", ingest), ("featurize", featurize), ("train", train),
+            ("travel", travel), ("evaluate", evaluate), ("register", register)]
+
+
+def _config_path() -> Path:
+    """The sample's config: shipped in the package, or the repository's configs/ in a source checkout."""
+    from importlib.resources import files
+
+    packaged = Path(str(files("wanderlens") / "configs" / "sample.yaml"))
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "configs" / "sample.yaml"
+
+
+def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, master: str | None = None) -> dict:
+    """Run every stage on a fresh synthetic sample under `out`; returns the outputs by name."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ctx: dict[str, Any] = {}
+    stages = _stages(out, photos, users, seed, master)
+    timings: dict[str, float] = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task("demo", total=len(stages))
+        for name, stage in stages:
+            progress.update(bar, description=f"demo: {name}")
+            t0 = time.perf_counter()
+            stage(ctx)
+            timings[name] = time.perf_counter() - t0
+            progress.advance(bar)
+    table = Table(title="wanderlens demo: outputs")
+    table.add_column("output")
+    table.add_column("where")
+    for key, value in ctx.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    console.print("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    if "report" in ctx:
+        console.print(f"[bold green]Open the report:[/] {ctx['report']}")
+    return ctx
+
+
+def register(app: typer.Typer) -> None:
+    """Add `wanderlens demo` to the CLI."""
+
+    @app.command()
+    def demo(
+        out: Path = typer.Option(Path("runs/demo"), help="Folder for every output of the demo."),
+        photos: int = typer.Option(2000, min=50, help="Number of synthetic photos."),
+        users: int = typer.Option(60, min=2, help="Number of synthetic travellers."),
+        seed: int = typer.Option(0, help="Seed for the sample and the models."),
+        master: str = typer.Option(None, help="Spark master URL (default: local[*] or WANDERLENS_SPARK_MASTER)."),
+    ) -> None:
+        """Run the whole job on the bundled synthetic sample and print where the results are."""
+        run_demo(out, photos=photos, users=users, seed=seed, master=master)
