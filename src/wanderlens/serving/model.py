@@ -1,0 +1,145 @@
+"""One registry version loaded for serving, without Spark: the single-photo feature path, the multi-task head,
+the description builder and the travel tables (suggestions, search index, photos) for per-user / per-query answers.
+
+`ServedModel.describe` is the REST service's `/v1/describe`; it runs the same fitted stages (ONNX / torch) as the
+Spark `transform`, so a photo gets the same numbers either way (tested in tests/test_serving_parity.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wanderlens.errors import WanderlensError
+from wanderlens.io import read_json
+from wanderlens.serving.travel_tables import TravelTables
+
+
+def _task_attr(task: Any, name: str) -> Any:
+    return task[name] if isinstance(task, dict) else getattr(task, name)
+
+
+class ServedModel:
+    """The feature pipeline, MultiTaskModel and travel tables of one registry version, ready to answer requests."""
+
+    def __init__(self, version: int, root: Path, metadata: dict[str, Any], featurizer: Any, mtl: Any,
+                 travel: TravelTables | None, threshold: float = 0.5) -> None:
+        self.version = version
+        self.root = root
+        self.metadata = metadata
+        self.featurizer = featurizer
+        self.mtl = mtl
+        self.travel = travel
+        self.threshold = threshold
+        self.loaded_at = time.time()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, version_dir: str | Path) -> ServedModel:
+        """Load a registry version folder (`metadata.json` + `artifacts/`) with no Spark."""
+        from wanderlens.features.local import LocalFeaturizer
+
+        from wanderlens.mtl.local import LocalMultiTaskModel
+
+        version_dir = Path(version_dir)
+        meta = read_json(version_dir / "metadata.json")
+        art = version_dir / "artifacts"
+        if not (art / "feature_pipeline").is_dir() or not (art / "model").is_dir():
+            raise WanderlensError(f"registry version {version_dir} lacks artifacts/feature_pipeline or artifacts/model")
+        featurizer = LocalFeaturizer.load(str(art / "feature_pipeline"))
+        mtl = LocalMultiTaskModel.load(str(art / "model"))
+        travel = TravelTables.load(art / "travel") if (art / "travel").is_dir() else None
+        served = cls(int(meta["version"]), version_dir, meta, featurizer, mtl, travel)
+        served.warm_up()
+        return served
+
+    @property
+    def tasks(self) -> list[Any]:
+        return list(self.mtl.tasks)
+
+    def warm_up(self) -> None:
+        """Run one tiny photo through every stage so the first real request pays no lazy initialisation."""
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (120, 160, 200)).save(buf, format="JPEG")
+        self.describe(buf.getvalue(), "warm up", [])
+
+    def featurize(self, image_bytes: bytes, caption: str | None, tags: list[str] | None) -> dict[str, Any]:
+        """The single-photo feature path (same numbers as the Spark feature pipeline)."""
+        return self.featurizer.transform_one(image_bytes, caption, tags)
+
+    def predict(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-task probability vectors for one fused feature vector (same as MultiTaskModel.transform)."""
+        out = self.mtl.predict(np.asarray(features, dtype=np.float64).reshape(1, -1))
+        return {name: np.asarray(p, dtype=np.float64).reshape(-1) for name, p in out.items()}
+
+    def task_outputs(self, probabilities: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        """Readable per-task predictions: class names with probabilities, in the TaskSpec class order."""
+        out: dict[str, dict[str, Any]] = {}
+        for task in self.tasks:
+            name, kind = _task_attr(task, "name"), _task_attr(task, "type")
+            classes = _task_attr(task, "classes")
+            p = probabilities.get(name)
+            if p is None:
+                continue
+            if kind == "regression":
+                out[name] = {"type": kind, "prediction": float(p[0]), "probability": [float(p[0])]}
+                continue
+            if kind == "binary" and len(p) == 1:
+                p = np.array([1.0 - p[0], p[0]])
+            names = [str(c) for c in (classes or range(len(p)))]
+            entry: dict[str, Any] = {"type": kind, "classes": names, "probability": [float(x) for x in p]}
+            if kind == "multilabel":
+                entry["prediction"] = [n for n, x in zip(names, p, strict=False) if x >= self.threshold]
+            else:
+                entry["prediction"] = names[int(np.argmax(p))]
+            out[name] = entry
+        return out
+
+    def describe(self, image_bytes: bytes, caption: str | None = None, tags: list[str] | None = None,
+                 ) -> dict[str, Any]:
+        """Everything `/v1/describe` answers for one photo: per-task predictions, ImageNet labels, a description."""
+        t0 = time.perf_counter()
+        feats = self.featurize(image_bytes, caption, tags)
+        t1 = time.perf_counter()
+        probs = self.predict(feats["features"])
+        t2 = time.perf_counter()
+        tasks = self.task_outputs(probs)
+        imagenet = [{"label": str(_task_attr(t, "label")), "prob": float(_task_attr(t, "prob"))}
+                    for t in (feats.get("image_tags") or [])]
+        description, claims = self._description(tasks, imagenet)
+        return {
+            "model_version": self.version,
+            "tasks": tasks,
+            "imagenet_labels": imagenet,
+            "description": description,
+            "claims": claims,
+            "image_error": feats.get("image_error"),
+            "timing_ms": {"features": round((t1 - t0) * 1000, 2), "tasks": round((t2 - t1) * 1000, 2)},
+        }
+
+    def _description(self, tasks: dict[str, dict[str, Any]], imagenet: list[dict[str, Any]]
+                     ) -> tuple[str, list[dict[str, Any]]]:
+        from wanderlens.travel.describe import describe_photo
+
+        scene = attributes = None
+        for name, entry in tasks.items():
+            pairs = list(zip(entry.get("classes", []), entry["probability"], strict=False))
+            if entry["type"] == "multiclass" and scene is None:
+                scene, scene_task = pairs, name
+            elif entry["type"] == "multilabel" and attributes is None:
+                attributes, attr_task = pairs, name
+        kwargs: dict[str, Any] = {}
+        if scene is not None:
+            kwargs["scene_task"] = scene_task
+        if attributes is not None:
+            kwargs["attribute_task"] = attr_task
+        return describe_photo(scene=scene, attributes=attributes,
+                              imagenet=[(d["label"], d["prob"]) for d in imagenet], **kwargs)

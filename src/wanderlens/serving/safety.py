@@ -1,0 +1,149 @@
+"""Input safety for the REST service: body size cap (413), image sniffing by magic bytes (415), pixel-count guard
+against decompression bombs (413), and id checks so no id can name a path.
+
+Pure functions and one ASGI middleware, so the rules are testable without a server and apply before any parsing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+from PIL import Image
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+
+# (media type, magic test) for the formats the image encoder decodes.
+_MAGIC: list[tuple[str, callable]] = [
+    ("image/jpeg", lambda b: b[:3] == b"\xff\xd8\xff"),
+    ("image/png", lambda b: b[:8] == b"\x89PNG\r\n\x1a\n"),
+    ("image/webp", lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP"),
+    ("image/gif", lambda b: b[:6] in (b"GIF87a", b"GIF89a")),
+    ("image/bmp", lambda b: b[:2] == b"BM"),
+]
+
+
+class RejectedInput(Exception):
+    """A request the service refuses, with the HTTP status and a message naming the field and the fix."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image media type the bytes start with, whatever a file name or Content-Type claims; None if not one."""
+    for media_type, test in _MAGIC:
+        if test(data[:16]):
+            return media_type
+    return None
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    media_type: str
+    width: int
+    height: int
+
+
+def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, field: str = "photo") -> ImageHeader:
+    """Refuse non-images (415), empty or undecodable files (422) and images over `max_pixels` (413).
+
+    Only the header is read (Pillow's lazy open), so a 50,000 x 50,000 bomb is refused before any pixel is decoded.
+    """
+    if not data:
+        raise RejectedInput(422, f"{field}: the file is empty; send a JPEG, PNG, WebP, GIF or BMP photo")
+    media_type = sniff_image_type(data)
+    if media_type is None:
+        raise RejectedInput(415, f"{field}: the content is not a supported image (JPEG, PNG, WebP, GIF, BMP), "
+                                 "whatever its file name says")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise RejectedInput(413, f"{field}: image too large ({exc}); send at most {max_pixels:,} pixels") from exc
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's file
+        raise RejectedInput(422, f"{field}: cannot read the image header ({exc}); send a valid image file") from exc
+    if width * height > max_pixels:
+        raise RejectedInput(413, f"{field}: image is {width}x{height} = {width * height:,} pixels, over the "
+                                 f"{max_pixels:,}-pixel limit; resize it first")
+    return ImageHeader(media_type, width, height)
+
+
+def check_id(value: str, field: str) -> str:
+    """An id from a URL is only letters, digits and `_ . : @ -` (no `/`, no `..`): it can never name a path."""
+    if not _ID_RE.match(value) or ".." in value:
+        raise RejectedInput(422, f"{field}: {value[:80]!r} is not a valid id (letters, digits, '_', '-', '.', ':', "
+                                 "'@'; at most 128 characters)")
+    return value
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 when Content-Length or the streamed body exceeds `max_bytes` (before any parsing)."""
+
+    def __init__(self, app, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                too_big = False
+            if too_big:
+                return await self._reject(send)
+        seen = 0
+        over = False
+        rejected = False
+
+        async def limited_receive():
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    over = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message):
+            # Whatever the app answers once the body went over the cap (FastAPI turns a failed body read into
+            # 400), the client gets one 413.
+            nonlocal rejected
+            if over:
+                if not rejected:
+                    rejected = True
+                    await self._reject(send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if over and not rejected:
+            rejected = True
+            await self._reject(send)
+
+    async def _reject(self, send) -> None:
+        import json
+
+        body = json.dumps({"detail": f"request body over the {self.max_bytes:,}-byte limit; send a smaller "
+                                     "photo"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass

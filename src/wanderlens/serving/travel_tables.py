@@ -1,0 +1,97 @@
+"""Read-only lookups over the travel tables a registry version carries (photos, suggestions, search), no Spark.
+
+The tables are the Parquet outputs of `wanderlens.travel.job.run_travel`, read once with pyarrow and indexed by id,
+so a request for one user or one photo is a dict lookup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path)).to_pylist()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class TravelTables:
+    """Photos by id, suggestions by user and the text search of one registry version's travel folder."""
+
+    def __init__(self, root: Path, photos: dict[str, dict[str, Any]], suggestions: dict[str, list[dict[str, Any]]],
+                 search: Any | None) -> None:
+        self.root = root
+        self.photos = photos
+        self.suggestions_by_user = suggestions
+        self.searcher = search
+
+    @classmethod
+    def load(cls, root: str | Path) -> TravelTables:
+        """Index the travel folder's tables (any that are missing answer empty)."""
+        root = Path(root)
+        photos: dict[str, dict[str, Any]] = {}
+        for name in ("descriptions", "photos"):
+            if (root / name).is_dir():
+                for row in _read_table(root / name):
+                    pid = row.get("photo_id")
+                    if pid is not None:
+                        slim = {k: v for k, v in row.items() if not _is_vector(v)}
+                        photos.setdefault(str(pid), {}).update(_jsonable(slim))
+                break
+        suggestions: dict[str, list[dict[str, Any]]] = {}
+        if (root / "suggestions").is_dir():
+            for row in _read_table(root / "suggestions"):
+                suggestions.setdefault(str(row.get("user_id")), []).append(_jsonable(row))
+            for rows in suggestions.values():
+                rows.sort(key=lambda r: (r.get("rank") if r.get("rank") is not None else 1e9, -(r.get("score") or 0)))
+        search = None
+        try:
+            from wanderlens.travel.search import load_search  # the travel stage's one-query search
+
+            search = load_search(root)
+        except (ImportError, FileNotFoundError, OSError):
+            search = None
+        return cls(root, photos, suggestions, search)
+
+    def users(self) -> list[str]:
+        """Users that have suggestions, sorted."""
+        return sorted(self.suggestions_by_user)
+
+    def suggestions(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
+        """Top-k suggestions for a user (None when the user is unknown)."""
+        rows = self.suggestions_by_user.get(user_id)
+        return None if rows is None else rows[:k]
+
+    def photo(self, photo_id: str) -> dict[str, Any] | None:
+        return self.photos.get(photo_id)
+
+    def search(self, query: str, k: int) -> list[dict[str, Any]]:
+        """Photos best matching a text query, best first."""
+        if self.searcher is None:
+            return []
+        hits = self.searcher.search(query, k)
+        out = []
+        for hit in hits:
+            hit = _jsonable(dict(hit))
+            meta = self.photos.get(str(hit.get("photo_id")), {})
+            out.append({**{k2: meta.get(k2) for k2 in ("caption", "description", "destination_id")}, **hit})
+        return out
+
+
+def _is_vector(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > 32 and all(isinstance(x, int | float) for x in value[:4])
