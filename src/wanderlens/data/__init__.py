@@ -1,0 +1,1 @@
+"""Foundation data layer: manifest schema, synthetic sample, ingestion with quarantine, importers."""

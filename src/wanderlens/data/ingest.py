@@ -1,0 +1,410 @@
+"""Ingestion: manifest → validated photos table + quarantine, with every image opened on the executors.
+
+Row checks (required values, timestamps, coordinates, labels) are Spark expressions; image checks run in
+`mapInPandas` on the executors; duplicates are ranked with a window. Each unusable row goes to quarantine with
+one reason, so rows in = rows kept + rows quarantined, always.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from wanderlens.data.probe import DEFAULT_MAX_PIXELS, probe_image
+from wanderlens.data.schema import (
+    IMAGE_COLUMNS,
+    LIST_SEPARATOR,
+    REASON_BAD_COORDINATES,
+    REASON_BAD_TIMESTAMP,
+    REASON_DUPLICATE_ID,
+    REASON_MISSING_VALUE,
+    REASON_UNKNOWN_LABEL,
+    REQUIRED_COLUMNS,
+    STANDARD_COLUMNS,
+    LabelSpec,
+    labels_to_dict,
+    load_labels,
+    parse_labels,
+)
+from wanderlens.errors import InputError
+from wanderlens.io import atomic_write_parquet, read_json, write_json
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_PROBE_FIELDS = [
+    T.StructField("width", T.IntegerType()),
+    T.StructField("height", T.IntegerType()),
+    T.StructField("format", T.StringType()),
+    T.StructField("num_bytes", T.LongType()),
+    T.StructField("sha256", T.StringType()),
+    T.StructField("_probe_reason", T.StringType()),
+    T.StructField("_probe_detail", T.StringType()),
+]
+_BINARY_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0, "no": 0.0, "yes": 1.0}
+
+
+def _manifest_format(manifest: str) -> str:
+    lower = manifest.lower().rstrip("/")
+    if lower.endswith(".csv") or lower.endswith(".csv.gz"):
+        return "csv"
+    if lower.endswith((".jsonl", ".json", ".ndjson", ".jsonl.gz")):
+        return "json"
+    if lower.endswith(".parquet") or (_URI.match(manifest) is None and Path(manifest).is_dir()):
+        return "parquet"
+    raise InputError(f"manifest {manifest}: unknown format; name it .csv, .jsonl or .parquet")
+
+
+def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
+    """Read a CSV, JSONL or Parquet manifest with every column as a string (lists joined with ';')."""
+    path = str(manifest)
+    if _URI.match(path) is None and not Path(path).exists():
+        raise InputError(f"manifest not found: {path} (pass an existing .csv, .jsonl or .parquet file with --manifest)")
+    fmt = _manifest_format(path)
+    try:
+        if fmt == "csv":
+            df = (
+                spark.read.option("header", True)
+                .option("multiLine", True)
+                .option("escape", '"')
+                .option("inferSchema", False)
+                .option("mode", "PERMISSIVE")
+                .csv(path)
+            )
+        elif fmt == "json":
+            df = spark.read.option("mode", "PERMISSIVE").json(path)
+        else:
+            df = spark.read.parquet(path)
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors on unreadable input
+        raise InputError(f"manifest {path} could not be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    if "_corrupt_record" in df.columns:
+        raise InputError(f"manifest {path}: some lines are not valid JSON objects (one object per line expected)")
+    cols = []
+    for field in df.schema.fields:
+        c = F.col(f"`{field.name}`")
+        if isinstance(field.dataType, T.ArrayType):
+            c = F.concat_ws(LIST_SEPARATOR, c.cast("array<string>"))
+        elif not isinstance(field.dataType, T.StringType):
+            c = c.cast("string")
+        cols.append(c.alias(field.name.strip()))
+    return df.select(*cols)
+
+
+def _with_source_row(df: DataFrame) -> tuple[DataFrame, int]:
+    """Add `source_row` (1-based position in the manifest) without moving rows to the driver."""
+    tagged = df.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
+    counts = {r["_pid"]: r["n"] for r in tagged.groupBy("_pid").agg(F.count(F.lit(1)).alias("n")).collect()}
+    offsets, total = {}, 0
+    for pid in sorted(counts):
+        offsets[pid] = total
+        total += counts[pid]
+    mapping = (
+        F.create_map(*[x for pid, off in offsets.items() for x in (F.lit(pid), F.lit(off))])
+        if offsets
+        else F.create_map(F.lit(0), F.lit(0))
+    )
+    within = F.col("_mid").bitwiseAND(F.lit((1 << 33) - 1))
+    out = tagged.withColumn("source_row", (mapping[F.col("_pid")] + within + 1).cast("long")).drop("_pid", "_mid")
+    return out, total
+
+
+def _blank(c: Column) -> Column:
+    return c.isNull() | (F.trim(c) == "")
+
+
+def _resolve_image(c: Column, base: str) -> Column:
+    """Paths relative to the manifest's folder become absolute; absolute paths and URIs stay as they are."""
+    return (
+        F.when(c.rlike(r"^[A-Za-z][A-Za-z0-9+.\-]*:"), c)
+        .when(c.startswith("/"), c)
+        .otherwise(F.concat(F.lit(base.rstrip("/") + "/"), c))
+    )
+
+
+def _split_list(c: Column) -> Column:
+    parts = F.transform(F.split(c, LIST_SEPARATOR), lambda x: F.trim(x))
+    return F.filter(parts, lambda x: x != "")
+
+
+def _label_checks(specs: dict[str, LabelSpec]) -> list[tuple[Column, Column]]:
+    """(is-bad, detail) pairs, one per declared label column."""
+    checks = []
+    for name, spec in specs.items():
+        raw = F.trim(F.col(f"`{name}`"))
+        present = ~_blank(F.col(f"`{name}`"))
+        if spec.type == "multiclass":
+            bad = present & ~raw.isin(list(spec.classes))
+            detail = F.format_string(f"{name}=%s is not among the declared classes {list(spec.classes)}", raw)
+        elif spec.type == "multilabel":
+            items = _split_list(raw)
+            unknown = F.array_except(items, F.array(*[F.lit(c) for c in spec.classes]))
+            bad = present & (raw != "[]") & (F.size(unknown) > 0)
+            detail = F.format_string(
+                f"{name} has %s, not among the declared classes {list(spec.classes)}", F.array_join(unknown, ";")
+            )
+        elif spec.type == "binary":
+            bad = present & ~F.lower(raw).isin(list(_BINARY_VALUES))
+            detail = F.format_string(f"{name}=%s is not a binary value (0/1, true/false)", raw)
+        else:
+            bad = present & F.expr(f"try_cast(trim(`{name}`) as double)").isNull()
+            detail = F.format_string(f"{name}=%s is not a number", raw)
+        checks.append((bad, detail))
+    return checks
+
+
+def _row_reason(df: DataFrame, specs: dict[str, LabelSpec]) -> DataFrame:
+    """Add `_reason`/`_detail` for the first row-level problem (cheap checks, before any file is opened)."""
+    rules: list[tuple[Column, str, Column]] = []
+    for col in REQUIRED_COLUMNS:
+        rules.append((_blank(F.col(col)), REASON_MISSING_VALUE, F.lit(f"required column '{col}' is empty on this row")))
+    if "taken_at" in df.columns:
+        ts = F.expr("try_cast(trim(taken_at) as timestamp)")
+        rules.append(
+            (
+                ~_blank(F.col("taken_at")) & ts.isNull(),
+                REASON_BAD_TIMESTAMP,
+                F.format_string(
+                    "taken_at=%s is not an ISO-8601 timestamp (e.g. 2024-05-01T10:30:00Z)", F.col("taken_at")
+                ),
+            )
+        )
+    has_lat, has_lon = "latitude" in df.columns, "longitude" in df.columns
+    if has_lat or has_lon:
+        lat_raw = F.col("latitude") if has_lat else F.lit(None).cast("string")
+        lon_raw = F.col("longitude") if has_lon else F.lit(None).cast("string")
+        lat = F.expr("try_cast(trim(latitude) as double)") if has_lat else F.lit(None).cast("double")
+        lon = F.expr("try_cast(trim(longitude) as double)") if has_lon else F.lit(None).cast("double")
+        one_missing = _blank(lat_raw) != _blank(lon_raw)
+        unparsable = (~_blank(lat_raw) & lat.isNull()) | (~_blank(lon_raw) & lon.isNull())
+        out_of_range = (F.abs(lat) > 90) | (F.abs(lon) > 180) | F.isnan(lat) | F.isnan(lon)
+        rules.append(
+            (
+                one_missing | unparsable | F.coalesce(out_of_range, F.lit(False)),
+                REASON_BAD_COORDINATES,
+                F.format_string(
+                    "latitude=%s, longitude=%s: need both, latitude in [-90, 90] and longitude in [-180, 180]",
+                    F.coalesce(lat_raw, F.lit("")),
+                    F.coalesce(lon_raw, F.lit("")),
+                ),
+            )
+        )
+    for bad, detail in _label_checks(specs):
+        rules.append((bad, REASON_UNKNOWN_LABEL, detail))
+    reason: Column = F.lit(None).cast("string")
+    detail_col: Column = F.lit(None).cast("string")
+    for cond, code, detail in reversed(rules):
+        reason = F.when(F.coalesce(cond, F.lit(False)), F.lit(code)).otherwise(reason)
+        detail_col = F.when(F.coalesce(cond, F.lit(False)), detail).otherwise(detail_col)
+    return df.withColumn("_reason", reason).withColumn("_detail", detail_col)
+
+
+def _probe_batches(max_pixels: int, decode: bool):
+    """The mapInPandas function: probe each row's image unless the row is already rejected."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in batches:
+            results = []
+            for path, pre in zip(pdf["image_path"], pdf["_reason"], strict=True):
+                if pre is not None and not (isinstance(pre, float) and math.isnan(pre)):
+                    results.append((None, None, None, None, None, None, None))
+                    continue
+                r = probe_image(path, max_pixels=max_pixels, decode=decode)
+                results.append((r.width, r.height, r.format, r.num_bytes, r.sha256, r.reason, r.detail))
+            extra = pd.DataFrame(results, columns=[f.name for f in _PROBE_FIELDS], index=pdf.index)
+            for col in ("width", "height", "num_bytes"):
+                extra[col] = extra[col].astype("Int64")
+            yield pd.concat([pdf, extra], axis=1)
+
+    return run
+
+
+def _typed_photos(df: DataFrame, manifest_cols: list[str], specs: dict[str, LabelSpec]) -> DataFrame:
+    """Cast the kept rows to the photos-table contract (docs/architecture.md)."""
+    cols: list[Column] = [
+        F.trim(F.col("photo_id")).alias("photo_id"),
+        F.trim(F.col("user_id")).alias("user_id"),
+        F.col("image_path"),
+    ]
+
+    def opt(name: str, expr: Column, dtype: str) -> Column:
+        return (expr if name in manifest_cols else F.lit(None).cast(dtype)).alias(name)
+
+    cols.append(
+        opt(
+            "caption",
+            F.when(_blank(F.col("caption")), None).otherwise(F.col("caption"))
+            if "caption" in manifest_cols
+            else F.lit(None),
+            "string",
+        )
+    )
+    cols.append(
+        opt(
+            "tags",
+            F.coalesce(_split_list(F.col("tags")), F.array().cast("array<string>"))
+            if "tags" in manifest_cols
+            else F.lit(None),
+            "array<string>",
+        )
+    )
+    if "tags" not in manifest_cols:
+        cols[-1] = F.array().cast("array<string>").alias("tags")
+    cols.append(
+        opt(
+            "taken_at",
+            F.expr("try_cast(trim(taken_at) as timestamp)") if "taken_at" in manifest_cols else F.lit(None),
+            "timestamp",
+        )
+    )
+    for c in ("latitude", "longitude"):
+        cols.append(opt(c, F.expr(f"try_cast(trim({c}) as double)") if c in manifest_cols else F.lit(None), "double"))
+    cols.append(
+        opt(
+            "destination_id",
+            F.when(_blank(F.col("destination_id")), None).otherwise(F.trim(F.col("destination_id")))
+            if "destination_id" in manifest_cols
+            else F.lit(None),
+            "string",
+        )
+    )
+    for name, spec in specs.items():
+        raw = F.trim(F.col(f"`{name}`"))
+        present = ~_blank(F.col(f"`{name}`"))
+        if spec.type == "multiclass":
+            value = F.when(present, raw)
+        elif spec.type == "multilabel":
+            value = F.when(present & (raw == "[]"), F.array().cast("array<string>")).when(present, _split_list(raw))
+        elif spec.type == "binary":
+            mapping = F.create_map(*[x for k, v in _BINARY_VALUES.items() for x in (F.lit(k), F.lit(v))])
+            value = F.when(present, mapping[F.lower(raw)])
+        else:
+            value = F.when(present, F.expr(f"try_cast(trim(`{name}`) as double)"))
+        cols.append(value.alias(name))
+    known = set(STANDARD_COLUMNS) | set(specs)
+    cols += [F.col(f"`{c}`") for c in manifest_cols if c not in known]  # undeclared extras pass through
+    cols += [F.col(c) for c in IMAGE_COLUMNS]
+    return df.select(*cols)
+
+
+def resolve_labels(labels: Any, manifest: str) -> dict[str, LabelSpec]:
+    """The label declaration: a path, a mapping, or None (then labels.yaml/labels.json beside the manifest)."""
+    if labels is None:
+        if _URI.match(manifest):
+            return {}
+        folder = Path(manifest).parent if not Path(manifest).is_dir() else Path(manifest).parent
+        for name in ("labels.yaml", "labels.yml", "labels.json"):
+            if (folder / name).is_file():
+                return load_labels(folder / name)
+        return {}
+    if isinstance(labels, (str, Path)):
+        return load_labels(labels)
+    if isinstance(labels, dict) and all(isinstance(v, LabelSpec) for v in labels.values()):
+        return dict(labels)
+    return parse_labels(labels)
+
+
+def ingest(
+    spark: SparkSession,
+    manifest: str | Path,
+    out_dir: str | Path,
+    labels: Any = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decode: bool = True,
+) -> dict[str, Any]:
+    """Validate `manifest` and its images; write OUT/photos, OUT/quarantine, OUT/labels.json, OUT/summary.json.
+
+    Returns the summary: rows_in, rows_kept, rows_quarantined, by_reason (and the output paths).
+    """
+    manifest_str = str(manifest)
+    specs = resolve_labels(labels, manifest_str)
+    raw = read_manifest(spark, manifest_str)
+    present = raw.columns
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise InputError(
+            f"manifest {manifest_str} is missing required column(s) {', '.join(missing)}; "
+            f"columns present: {', '.join(present) or '(none)'}"
+        )
+    undeclared = [name for name in specs if name not in present]
+    if undeclared:
+        raise InputError(
+            f"manifest {manifest_str} lacks label column(s) {', '.join(undeclared)} declared in the "
+            f"label declaration; columns present: {', '.join(present)}"
+        )
+    if "source_row" in present or "reason" in present:
+        raise InputError(f"manifest {manifest_str}: columns 'source_row' and 'reason' are reserved; rename them")
+    out = Path(out_dir) if _URI.match(str(out_dir)) is None else None
+    base = manifest_str.rsplit("/", 1)[0] if _URI.match(manifest_str) else str(Path(manifest_str).resolve().parent)
+    df, rows_in = _with_source_row(raw)
+    df = df.withColumn("image_path", _resolve_image(F.trim(F.col("image")), base))
+    df = _row_reason(df, specs)
+    parts = max(1, min(spark.sparkContext.defaultParallelism * 4, math.ceil(rows_in / 256)))
+    schema = T.StructType(df.schema.fields + _PROBE_FIELDS)
+    probed = df.repartition(parts).mapInPandas(_probe_batches(int(max_pixels), bool(decode)), schema)
+    probed = probed.withColumn("_reason", F.coalesce(F.col("_reason"), F.col("_probe_reason"))).withColumn(
+        "_detail", F.coalesce(F.col("_detail"), F.col("_probe_detail"))
+    )
+    rank = F.row_number().over(Window.partitionBy(F.trim(F.col("photo_id"))).orderBy("source_row"))
+    dup = F.col("_reason").isNull() & (rank > 1)
+    judged = (
+        probed.withColumn("_dup", dup)
+        .withColumn("_reason", F.when(F.col("_dup"), F.lit(REASON_DUPLICATE_ID)).otherwise(F.col("_reason")))
+        .withColumn(
+            "_detail",
+            F.when(
+                F.col("_dup"), F.format_string("photo_id %s already used by an earlier row", F.trim(F.col("photo_id")))
+            ).otherwise(F.col("_detail")),
+        )
+        .drop("_dup")
+    )
+    judged = judged.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        kept = _typed_photos(judged.where(F.col("_reason").isNull()), present, specs)
+        quarantined = judged.where(F.col("_reason").isNotNull()).select(
+            *[F.col(f"`{c}`") for c in present],
+            F.col("_reason").alias("reason"),
+            F.col("_detail").alias("detail"),
+            F.col("source_row"),
+        )
+        dest = out if out is not None else None
+        photos_path = str(dest / "photos") if dest else f"{str(out_dir).rstrip('/')}/photos"
+        quarantine_path = str(dest / "quarantine") if dest else f"{str(out_dir).rstrip('/')}/quarantine"
+        atomic_write_parquet(kept, photos_path)
+        atomic_write_parquet(quarantined.orderBy("source_row"), quarantine_path, partitions=1)
+    finally:
+        judged.unpersist()
+    rows_kept = spark.read.parquet(photos_path).count()
+    by_reason = {
+        r["reason"]: int(r["n"])
+        for r in spark.read.parquet(quarantine_path).groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
+    rows_quarantined = sum(by_reason.values())
+    if rows_kept + rows_quarantined != rows_in:  # a bug, never a user error
+        raise RuntimeError(f"ingest counts do not reconcile: {rows_in} in, {rows_kept} kept, {rows_quarantined} out")
+    summary = {
+        "manifest": manifest_str,
+        "rows_in": rows_in,
+        "rows_kept": rows_kept,
+        "rows_quarantined": rows_quarantined,
+        "by_reason": dict(sorted(by_reason.items())),
+        "photos": photos_path,
+        "quarantine": quarantine_path,
+        "labels": labels_to_dict(specs),
+        "max_pixels": int(max_pixels),
+    }
+    if out is not None:
+        write_json(labels_to_dict(specs), out / "labels.json")
+        write_json(summary, out / "summary.json")
+    return summary
+
+
+def read_summary(out_dir: str | Path) -> dict[str, Any]:
+    """The summary.json an earlier `ingest` wrote."""
+    return read_json(Path(out_dir) / "summary.json")
