@@ -48,8 +48,10 @@ class ModelHolder:
                     return False
                 new = self.loader(self.registry.version_dir(target))
             except Exception as exc:  # noqa: BLE001 - keep serving the old model, report why
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("model load for %r failed: %s", self.ref, self.last_error)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.last_error:  # log each new failure once, not every poll
+                    log.error("model load for %r failed: %s", self.ref, error)
+                self.last_error = error
                 if self.on_failure:
                     self.on_failure(exc)
                 return False

@@ -27,14 +27,13 @@ class ServedModel:
     """The feature pipeline, MultiTaskModel and travel tables of one registry version, ready to answer requests."""
 
     def __init__(self, version: int, root: Path, metadata: dict[str, Any], featurizer: Any, mtl: Any,
-                 travel: TravelTables | None, threshold: float = 0.5) -> None:
+                 travel: TravelTables | None) -> None:
         self.version = version
         self.root = root
         self.metadata = metadata
         self.featurizer = featurizer
         self.mtl = mtl
         self.travel = travel
-        self.threshold = threshold
         self.loaded_at = time.time()
         self._lock = threading.Lock()
 
@@ -75,33 +74,36 @@ class ServedModel:
         """The single-photo feature path (same numbers as the Spark feature pipeline)."""
         return self.featurizer.transform_one(image_bytes, caption, tags)
 
-    def predict(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-task probability vectors for one fused feature vector (same as MultiTaskModel.transform)."""
-        out = self.mtl.predict(np.asarray(features, dtype=np.float64).reshape(1, -1))
-        return {name: np.asarray(p, dtype=np.float64).reshape(-1) for name, p in out.items()}
+    def predict(self, features: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """Per task `prediction`, `probability`, `rawPrediction` for one fused feature vector (as transform gives)."""
+        x = np.asarray(features, dtype=np.float64).reshape(1, -1)
+        out = self.mtl.predict_full(x)
+        return {name: {k: np.asarray(v[0]) for k, v in parts.items()} for name, parts in out.items()}
 
-    def task_outputs(self, probabilities: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-        """Readable per-task predictions: class names with probabilities, in the TaskSpec class order."""
-        out: dict[str, dict[str, Any]] = {}
+    def task_outputs(self, outputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+        """Readable per-task predictions: class names and probabilities in the TaskSpec class order."""
+        result: dict[str, dict[str, Any]] = {}
         for task in self.tasks:
-            name, kind = _task_attr(task, "name"), _task_attr(task, "type")
-            classes = _task_attr(task, "classes")
-            p = probabilities.get(name)
-            if p is None:
+            name, kind, classes = _task_attr(task, "name"), _task_attr(task, "type"), _task_attr(task, "classes")
+            parts = outputs.get(name)
+            if parts is None:
                 continue
+            prob = [float(x) for x in np.asarray(parts["probability"]).reshape(-1)]
+            pred = np.asarray(parts["prediction"], dtype=np.float64).reshape(-1)
+            entry: dict[str, Any] = {"type": kind, "probability": prob,
+                                     "rawPrediction": [float(x) for x in np.asarray(parts["rawPrediction"]).ravel()]}
             if kind == "regression":
-                out[name] = {"type": kind, "prediction": float(p[0]), "probability": [float(p[0])]}
-                continue
-            if kind == "binary" and len(p) == 1:
-                p = np.array([1.0 - p[0], p[0]])
-            names = [str(c) for c in (classes or range(len(p)))]
-            entry: dict[str, Any] = {"type": kind, "classes": names, "probability": [float(x) for x in p]}
-            if kind == "multilabel":
-                entry["prediction"] = [n for n, x in zip(names, p, strict=False) if x >= self.threshold]
+                entry["prediction"] = float(pred[0])
             else:
-                entry["prediction"] = names[int(np.argmax(p))]
-            out[name] = entry
-        return out
+                names = [str(c) for c in (classes or range(len(prob)))]
+                entry["classes"] = names
+                if kind == "multilabel":
+                    entry["prediction"] = [names[int(i)] for i in pred]
+                else:
+                    entry["prediction"] = names[int(pred[0])]
+                entry["prediction_index"] = [float(i) for i in pred] if kind == "multilabel" else float(pred[0])
+            result[name] = entry
+        return result
 
     def describe(self, image_bytes: bytes, caption: str | None = None, tags: list[str] | None = None,
                  ) -> dict[str, Any]:
@@ -109,9 +111,9 @@ class ServedModel:
         t0 = time.perf_counter()
         feats = self.featurize(image_bytes, caption, tags)
         t1 = time.perf_counter()
-        probs = self.predict(feats["features"])
+        outputs = self.predict(feats["features"])
         t2 = time.perf_counter()
-        tasks = self.task_outputs(probs)
+        tasks = self.task_outputs(outputs)
         imagenet = [{"label": str(_task_attr(t, "label")), "prob": float(_task_attr(t, "prob"))}
                     for t in (feats.get("image_tags") or [])]
         description, claims = self._description(tasks, imagenet)

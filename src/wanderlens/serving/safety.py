@@ -65,7 +65,8 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, field: str = 
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
     except Image.DecompressionBombError as exc:
-        raise RejectedInput(413, f"{field}: image too large ({exc}); send at most {max_pixels:,} pixels") from exc
+        raise RejectedInput(413, f"{field}: the image header claims too many pixels (a decompression bomb?); send "
+                                 f"at most {max_pixels:,} pixels") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's file
         raise RejectedInput(422, f"{field}: cannot read the image header ({exc}); send a valid image file") from exc
     if width * height > max_pixels:
