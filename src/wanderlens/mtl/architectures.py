@@ -1,0 +1,195 @@
+"""Multi-task network families behind one interface: `single_task`, `shared_bottom`, `mmoe` and `ple`.
+
+Each takes a batch of feature vectors and returns one logit tensor per task (`[batch, task.num_outputs]`);
+`shared_parameters()` names the last shared layer, which GradNorm measures per-task gradient norms on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from wanderlens.errors import ConfigError
+
+ARCHITECTURES = ("single_task", "shared_bottom", "mmoe", "ple")
+
+
+@dataclass
+class ArchConfig:
+    """Sizes of a network: expert/bottom widths, tower widths, experts, PLE levels, dropout."""
+
+    name: str = "mmoe"
+    expert_hidden: list[int] = field(default_factory=lambda: [64])
+    tower_hidden: list[int] = field(default_factory=lambda: [32])
+    num_experts: int = 4
+    num_shared_experts: int = 2
+    num_levels: int = 1
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {self.name!r}; use one of {', '.join(ARCHITECTURES)}")
+        if not self.expert_hidden or any(int(w) <= 0 for w in self.expert_hidden):
+            raise ConfigError(f"expert_hidden must be a non-empty list of positive widths, got {self.expert_hidden}")
+        if any(int(w) <= 0 for w in self.tower_hidden):
+            raise ConfigError(f"tower_hidden must hold positive widths, got {self.tower_hidden}")
+        if self.num_experts < 1 or self.num_shared_experts < 1 or self.num_levels < 1:
+            raise ConfigError("num_experts, num_shared_experts and num_levels must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def mlp(in_dim: int, widths: list[int], dropout: float) -> nn.Sequential:
+    """Linear + ReLU (+ dropout) per width."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Linear(in_dim, int(w)), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = int(w)
+    return nn.Sequential(*layers)
+
+
+def _last_linear(module: nn.Module) -> list[nn.Parameter]:
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    return list(linears[-1].parameters())
+
+
+class Tower(nn.Module):
+    """Task head: an MLP then a linear output layer of the task's width."""
+
+    def __init__(self, in_dim: int, widths: list[int], out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.body = mlp(in_dim, widths, dropout)
+        self.out = nn.Linear(widths[-1] if widths else in_dim, out_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(h))
+
+
+class MultiTaskNet(nn.Module):
+    """Base class: `forward(x) -> list[Tensor]`, one per task, and the shared parameters GradNorm uses."""
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        raise NotImplementedError
+
+
+class SingleTaskNets(MultiTaskNet):
+    """One independent bottom + tower per task: the no-sharing baseline trained in one pass."""
+
+    def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
+        super().__init__()
+        self.bottoms = nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in outs)
+        self.towers = nn.ModuleList(Tower(cfg.expert_hidden[-1], cfg.tower_hidden, o, cfg.dropout) for o in outs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [tower(bottom(x)) for bottom, tower in zip(self.bottoms, self.towers, strict=True)]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [p for b in self.bottoms for p in _last_linear(b)]
+
+
+class SharedBottom(MultiTaskNet):
+    """One shared bottom MLP feeding a tower per task (Caruana 1997)."""
+
+    def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
+        super().__init__()
+        self.bottom = mlp(in_dim, cfg.expert_hidden, cfg.dropout)
+        self.towers = nn.ModuleList(Tower(cfg.expert_hidden[-1], cfg.tower_hidden, o, cfg.dropout) for o in outs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.bottom(x)
+        return [tower(h) for tower in self.towers]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return _last_linear(self.bottom)
+
+
+class MMoE(MultiTaskNet):
+    """Multi-gate mixture of experts (Ma et al., KDD 2018): shared experts, one softmax gate per task."""
+
+    def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
+        super().__init__()
+        self.experts = nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in range(cfg.num_experts))
+        self.gates = nn.ModuleList(nn.Linear(in_dim, cfg.num_experts) for _ in outs)
+        self.towers = nn.ModuleList(Tower(cfg.expert_hidden[-1], cfg.tower_hidden, o, cfg.dropout) for o in outs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        e = torch.stack([expert(x) for expert in self.experts], dim=1)  # [B, E, H]
+        outs = []
+        for gate, tower in zip(self.gates, self.towers, strict=True):
+            g = torch.softmax(gate(x), dim=-1).unsqueeze(-1)  # [B, E, 1]
+            outs.append(tower((g * e).sum(dim=1)))
+        return outs
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [p for ex in self.experts for p in _last_linear(ex)]
+
+
+class _CGCLevel(nn.Module):
+    """One customized gate control level of PLE: task-specific and shared experts, gated per task."""
+
+    def __init__(self, in_dim: int, n_tasks: int, cfg: ArchConfig, last: bool) -> None:
+        super().__init__()
+        k, s = cfg.num_experts, cfg.num_shared_experts
+        self.task_experts = nn.ModuleList(
+            nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in range(k)) for _ in range(n_tasks)
+        )
+        self.shared_experts = nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in range(s))
+        self.task_gates = nn.ModuleList(nn.Linear(in_dim, k + s) for _ in range(n_tasks))
+        self.shared_gate = None if last else nn.Linear(in_dim, n_tasks * k + s)
+
+    def forward(self, task_in: list[torch.Tensor], shared_in: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        shared = [ex(shared_in) for ex in self.shared_experts]
+        per_task = [[ex(h) for ex in experts] for experts, h in zip(self.task_experts, task_in, strict=True)]
+        outs = []
+        for i, gate in enumerate(self.task_gates):
+            e = torch.stack(per_task[i] + shared, dim=1)
+            g = torch.softmax(gate(task_in[i]), dim=-1).unsqueeze(-1)
+            outs.append((g * e).sum(dim=1))
+        shared_out = shared_in
+        if self.shared_gate is not None:
+            e = torch.stack([x for xs in per_task for x in xs] + shared, dim=1)
+            g = torch.softmax(self.shared_gate(shared_in), dim=-1).unsqueeze(-1)
+            shared_out = (g * e).sum(dim=1)
+        return outs, shared_out
+
+
+class PLE(MultiTaskNet):
+    """Progressive layered extraction (Tang et al., RecSys 2020): stacked CGC levels, then a tower per task."""
+
+    def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
+        super().__init__()
+        h = cfg.expert_hidden[-1]
+        self.levels = nn.ModuleList(
+            _CGCLevel(in_dim if i == 0 else h, len(outs), cfg, last=i == cfg.num_levels - 1)
+            for i in range(cfg.num_levels)
+        )
+        self.towers = nn.ModuleList(Tower(h, cfg.tower_hidden, o, cfg.dropout) for o in outs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        task_in, shared = [x] * len(self.towers), x
+        for level in self.levels:
+            task_in, shared = level(task_in, shared)
+        return [tower(h) for tower, h in zip(self.towers, task_in, strict=True)]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [p for ex in self.levels[-1].shared_experts for p in _last_linear(ex)]
+
+
+_FAMILIES: dict[str, type[MultiTaskNet]] = {
+    "single_task": SingleTaskNets,
+    "shared_bottom": SharedBottom,
+    "mmoe": MMoE,
+    "ple": PLE,
+}
+
+
+def build_network(cfg: ArchConfig | dict[str, Any], in_dim: int, outs: list[int]) -> MultiTaskNet:
+    """Instantiate the architecture named in `cfg` for `in_dim` inputs and one output width per task."""
+    if isinstance(cfg, dict):
+        cfg = ArchConfig(**cfg)
+    return _FAMILIES[cfg.name](in_dim, outs, cfg)

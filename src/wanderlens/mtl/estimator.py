@@ -1,0 +1,394 @@
+"""`MultiTaskClassifier` (Estimator) and `MultiTaskModel` (Model): multi-task torch networks as Spark ML stages.
+
+fit: checks the input in one Spark pass, writes the training rows once as Parquet shards, and trains in-process
+(one process) or with `TorchDistributor` (several, DDP over gloo). transform: Arrow batches through the network
+loaded once per Python worker, giving MLlib-shaped `<task>_prediction`, `_probability`, `_rawPrediction` columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasSeed
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.functions import pandas_udf
+
+from wanderlens.errors import ConfigError, InputError
+from wanderlens.io import write_json
+from wanderlens.mtl.architectures import ARCHITECTURES, ArchConfig
+from wanderlens.mtl.data import (
+    FEATURES,
+    class_weights,
+    encode,
+    feature_array,
+    infer_classes,
+    validate_input,
+    write_shards,
+)
+from wanderlens.mtl.local import LocalMultiTaskModel, cached_model
+from wanderlens.mtl.tasks import TaskSpec, parse_tasks
+from wanderlens.mtl.weighting import WEIGHTINGS
+
+
+def _to_tasks(value: Any) -> list[dict[str, Any]]:
+    """Type converter of the `tasks` Param: TaskSpecs or dicts (or their JSON) to a list of task dicts."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"tasks must be a list of TaskSpec or dicts, got {type(value).__name__}")
+    return [t.to_dict() for t in parse_tasks(list(value))]
+
+
+class _MultiTaskParams(HasSeed):
+    """Params shared by the estimator and the model."""
+
+    featuresCols = Param(Params._dummy(), "featuresCols", "feature columns (vectors, numeric arrays or numbers), "
+                         "concatenated in order", typeConverter=TypeConverters.toListString)
+    architecture = Param(Params._dummy(), "architecture", f"one of {', '.join(ARCHITECTURES)}",
+                         typeConverter=TypeConverters.toString)
+    expertHidden = Param(Params._dummy(), "expertHidden", "hidden widths of each expert (or of the shared bottom)",
+                         typeConverter=TypeConverters.toListInt)
+    towerHidden = Param(Params._dummy(), "towerHidden", "hidden widths of each task tower",
+                        typeConverter=TypeConverters.toListInt)
+    numExperts = Param(Params._dummy(), "numExperts", "experts (MMoE), or task-specific experts per task (PLE)",
+                       typeConverter=TypeConverters.toInt)
+    numSharedExperts = Param(Params._dummy(), "numSharedExperts", "shared experts per PLE level",
+                             typeConverter=TypeConverters.toInt)
+    numLevels = Param(Params._dummy(), "numLevels", "PLE extraction levels", typeConverter=TypeConverters.toInt)
+    dropout = Param(Params._dummy(), "dropout", "dropout rate in experts and towers",
+                    typeConverter=TypeConverters.toFloat)
+    lossWeighting = Param(Params._dummy(), "lossWeighting", f"one of {', '.join(WEIGHTINGS)}",
+                          typeConverter=TypeConverters.toString)
+    gradnormAlpha = Param(Params._dummy(), "gradnormAlpha", "GradNorm asymmetry alpha",
+                          typeConverter=TypeConverters.toFloat)
+    dwaTemperature = Param(Params._dummy(), "dwaTemperature", "DWA temperature", typeConverter=TypeConverters.toFloat)
+    optimizer = Param(Params._dummy(), "optimizer", "adam | adamw | sgd", typeConverter=TypeConverters.toString)
+    learningRate = Param(Params._dummy(), "learningRate", "learning rate", typeConverter=TypeConverters.toFloat)
+    weightDecay = Param(Params._dummy(), "weightDecay", "L2 weight decay", typeConverter=TypeConverters.toFloat)
+    maxEpochs = Param(Params._dummy(), "maxEpochs", "maximum passes over the training rows",
+                      typeConverter=TypeConverters.toInt)
+    batchSize = Param(Params._dummy(), "batchSize", "rows per optimisation step (per process)",
+                      typeConverter=TypeConverters.toInt)
+    validationFraction = Param(Params._dummy(), "validationFraction", "fraction of rows held out for validation "
+                               "and early stopping (0: none)", typeConverter=TypeConverters.toFloat)
+    validationIndicatorCol = Param(Params._dummy(), "validationIndicatorCol", "boolean column marking validation "
+                                   "rows (overrides validationFraction; empty: unused)",
+                                   typeConverter=TypeConverters.toString)
+    patience = Param(Params._dummy(), "patience", "epochs without improvement before stopping (0: never stop early)",
+                     typeConverter=TypeConverters.toInt)
+    monitor = Param(Params._dummy(), "monitor", "early stopping metric: 'loss' (validation loss), 'metric' (mean "
+                    "of task metrics) or a task name (its AUC/accuracy/F1/RMSE)", typeConverter=TypeConverters.toString)
+    classWeights = Param(Params._dummy(), "classWeights", "'none' or 'balanced' (inverse class frequency)",
+                         typeConverter=TypeConverters.toString)
+    numProcesses = Param(Params._dummy(), "numProcesses", "training processes: 1 trains in-process, more use "
+                         "TorchDistributor (DDP, gloo)", typeConverter=TypeConverters.toInt)
+    checkpointDir = Param(Params._dummy(), "checkpointDir", "folder for per-epoch checkpoints and the training "
+                          "shards; a fit resumes from it (empty: no checkpoints)",
+                          typeConverter=TypeConverters.toString)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(
+            featuresCols=["features"], architecture="mmoe", expertHidden=[64], towerHidden=[32], numExperts=4,
+            numSharedExperts=2, numLevels=1, dropout=0.0, lossWeighting="equal", gradnormAlpha=1.5,
+            dwaTemperature=2.0, optimizer="adam", learningRate=1e-3, weightDecay=0.0, maxEpochs=10, batchSize=256,
+            validationFraction=0.0, validationIndicatorCol="", patience=0, monitor="loss", classWeights="none",
+            numProcesses=1, checkpointDir="", seed=0,
+        )
+
+
+
+class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, DefaultParamsWritable):
+    """Estimator training one torch network for several tasks; missing labels are masked out per task."""
+
+    tasks = Param(Params._dummy(), "tasks", "tasks: list of {name, type, label_col, classes, weight}",
+                  typeConverter=_to_tasks)
+
+    def getTasks(self) -> list[TaskSpec]:
+        """The declared tasks as TaskSpecs."""
+        return parse_tasks(self.getOrDefault(self.tasks))
+
+    def setTasks(self, value: list[TaskSpec | dict[str, Any]]) -> MultiTaskClassifier:
+        """Set the tasks (TaskSpecs or dicts)."""
+        return self._set(tasks=value)
+
+    @keyword_only
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self._progress: Callable[[dict[str, Any]], None] | None = None
+        self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> MultiTaskClassifier:
+        """Set any of the Params by name."""
+        return self._set(**self._input_kwargs)
+
+    def setProgress(self, callback: Callable[[dict[str, Any]], None] | None) -> MultiTaskClassifier:
+        """Call `callback(epoch_record)` after each epoch (in-process training only; not persisted)."""
+        self._progress = callback
+        return self
+
+    def _arch_config(self) -> dict[str, Any]:
+        cfg = ArchConfig(
+            name=self.getOrDefault(self.architecture), expert_hidden=self.getOrDefault(self.expertHidden),
+            tower_hidden=self.getOrDefault(self.towerHidden), num_experts=self.getOrDefault(self.numExperts),
+            num_shared_experts=self.getOrDefault(self.numSharedExperts), num_levels=self.getOrDefault(self.numLevels),
+            dropout=self.getOrDefault(self.dropout),
+        )
+        return dict(cfg.__dict__)
+
+    def _check_settings(self, tasks: list[TaskSpec]) -> None:
+        g = self.getOrDefault
+        if g(self.lossWeighting) not in WEIGHTINGS:
+            raise ConfigError(f"unknown lossWeighting {g(self.lossWeighting)!r}; use one of {', '.join(WEIGHTINGS)}")
+        if g(self.optimizer) not in ("adam", "adamw", "sgd"):
+            raise ConfigError(f"unknown optimizer {g(self.optimizer)!r}; use adam, adamw or sgd")
+        if g(self.classWeights) not in ("none", "balanced"):
+            raise ConfigError(f"classWeights must be 'none' or 'balanced', got {g(self.classWeights)!r}")
+        if not 0.0 <= g(self.validationFraction) < 1.0:
+            raise ConfigError(f"validationFraction must be in [0, 1), got {g(self.validationFraction)}")
+        if g(self.maxEpochs) < 1 or g(self.batchSize) < 1 or g(self.numProcesses) < 1:
+            raise ConfigError("maxEpochs, batchSize and numProcesses must be >= 1")
+        if g(self.learningRate) <= 0:
+            raise ConfigError(f"learningRate must be > 0, got {g(self.learningRate)}")
+        mon = g(self.monitor)
+        if mon not in ("loss", "metric") and mon not in {t.name for t in tasks}:
+            raise ConfigError(f"monitor {mon!r} must be 'loss', 'metric' or a task name ({[t.name for t in tasks]})")
+
+    def _fit(self, dataset: DataFrame) -> MultiTaskModel:
+        if not self.isDefined(self.tasks):
+            raise ConfigError("MultiTaskClassifier needs tasks (setTasks / tasks=[...])")
+        g = self.getOrDefault
+        tasks = self.getTasks()
+        self._check_settings(tasks)
+        arch = self._arch_config()
+        feature_cols = g(self.featuresCols)
+        tasks = infer_classes(dataset, tasks)
+        summary = validate_input(dataset, feature_cols, tasks)
+        table = encode(dataset, feature_cols, tasks)
+        vcol = g(self.validationIndicatorCol)
+        seed = int(g(self.seed))
+        if vcol:
+            if vcol not in dataset.columns:
+                raise InputError(f"validationIndicatorCol {vcol!r} is missing from the DataFrame")
+            base = dataset.withColumn("__val", F.coalesce(F.col(vcol).cast("boolean"), F.lit(False)))
+            train_df = encode(base.where(~F.col("__val")), feature_cols, tasks)
+            val_df = encode(base.where(F.col("__val")), feature_cols, tasks)
+        elif g(self.validationFraction) > 0:
+            frac = g(self.validationFraction)
+            train_df, val_df = table.randomSplit([1.0 - frac, frac], seed=seed)
+        else:
+            train_df, val_df = table, None
+        n_proc = int(g(self.numProcesses))
+        ckpt = g(self.checkpointDir)
+        work = os.path.join(ckpt, "data") if ckpt else tempfile.mkdtemp(prefix="wanderlens-mtl-")
+        cfg: dict[str, Any] = {
+            "tasks": [t.to_dict() for t in tasks], "arch": arch, "weighting": g(self.lossWeighting),
+            "weighting_options": ({"alpha": g(self.gradnormAlpha)} if g(self.lossWeighting) == "gradnorm" else
+                                  {"temperature": g(self.dwaTemperature)} if g(self.lossWeighting) == "dwa" else {}),
+            "optimizer": g(self.optimizer), "lr": g(self.learningRate), "weight_decay": g(self.weightDecay),
+            "epochs": g(self.maxEpochs), "batch_size": g(self.batchSize), "patience": g(self.patience),
+            "monitor": g(self.monitor), "class_weights": class_weights(tasks, summary, g(self.classWeights)),
+            "seed": seed, "input_dim": summary.input_dim, "num_processes": n_proc,
+            "train_path": os.path.join(work, "train"),
+            "val_path": os.path.join(work, "val") if val_df is not None else None,
+            "checkpoint_dir": ckpt or None,
+        }
+        try:
+            _write_training_data(train_df, val_df, work, n_proc, seed, cfg)
+            if n_proc == 1:
+                from wanderlens.mtl.trainer import run_training
+
+                result = run_training(cfg, self._progress)
+            else:
+                from pyspark.ml.torch.distributor import TorchDistributor
+
+                from wanderlens.mtl.trainer import run_training
+
+                result = TorchDistributor(num_processes=n_proc, local_mode=False, use_gpu=False).run(
+                    run_training, cfg)
+        finally:
+            if not ckpt:
+                shutil.rmtree(work, ignore_errors=True)
+        meta = {"tasks": cfg["tasks"], "arch": arch, "input_dim": summary.input_dim,
+                "history": result["history"], "info": {**result["info"], "input_rows": summary.rows,
+                                                       "labelled": summary.labelled}}
+        model = MultiTaskModel()._set_state(json.dumps(meta), result["state"])
+        self._copyValues(model)
+        return model
+
+
+def _write_training_data(train_df: DataFrame, val_df: DataFrame | None, work: str, n: int, seed: int,
+                         cfg: dict[str, Any]) -> None:
+    """Write train/validation shards once; a checkpoint folder whose shards match the settings reuses them."""
+    marker = os.path.join(work, "shards.json")
+    key = {"tasks": cfg["tasks"], "n": n, "seed": seed, "val": cfg["val_path"] is not None,
+           "input_dim": cfg["input_dim"]}
+    if os.path.exists(marker):
+        with open(marker, encoding="utf-8") as fh:
+            if json.load(fh) == key:
+                return
+    write_shards(train_df, cfg["train_path"], n, seed)
+    if val_df is not None:
+        write_shards(val_df, cfg["val_path"], n, seed + 1)
+    write_json(key, marker)
+
+
+class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
+    """Fitted multi-task network: `transform` adds `<t>_prediction`, `<t>_probability`, `<t>_rawPrediction`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._meta_json = "{}"
+        self._weights = b""
+        self._bcast: Any = None
+
+    def _set_state(self, meta_json: str, weights: bytes) -> MultiTaskModel:
+        self._meta_json, self._weights, self._bcast = meta_json, weights, None
+        return self
+
+    @property
+    def _meta(self) -> dict[str, Any]:
+        return json.loads(self._meta_json)
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        """Tasks with their classes as trained (class index i means classes[i])."""
+        return parse_tasks(self._meta["tasks"])
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Per epoch: each task's training loss, the task weights, validation losses and metrics."""
+        return self._meta["history"]
+
+    @property
+    def trainingInfo(self) -> dict[str, Any]:
+        """Facts of the fit: processes, rows, resumed epoch, largest parameter difference between ranks."""
+        return self._meta["info"]
+
+    def local_model(self) -> LocalMultiTaskModel:
+        """The same network for use without Spark."""
+        return LocalMultiTaskModel.from_bytes(self._meta_json, self._weights)
+
+    def copy(self, extra: dict | None = None) -> MultiTaskModel:
+        that = super().copy(extra)
+        that._set_state(self._meta_json, self._weights)
+        return that
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        tasks = self.tasks
+        meta = self._meta
+        dim = int(meta["input_dim"])
+        spark = dataset.sparkSession
+        if self._bcast is None:
+            self._bcast = spark.sparkContext.broadcast((self._meta_json, self._weights))
+        bcast = self._bcast
+        key = f"{self.uid}-{hashlib.sha1(self._weights).hexdigest()[:12]}"
+        fields = []
+        for t in tasks:
+            pred_type = T.ArrayType(T.DoubleType()) if t.type == "multilabel" else T.DoubleType()
+            fields += [T.StructField(f"{t.name}_prediction", pred_type),
+                       T.StructField(f"{t.name}_probability", T.ArrayType(T.DoubleType())),
+                       T.StructField(f"{t.name}_rawPrediction", T.ArrayType(T.DoubleType()))]
+        schema = T.StructType(fields)
+        names = [t.name for t in tasks]
+
+        @pandas_udf(schema)  # type: ignore[call-overload]
+        def score(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+            model = cached_model(key, *bcast.value)
+            for s in batches:
+                if len(s) == 0:
+                    yield pd.DataFrame({f.name: pd.Series([], dtype=object) for f in schema.fields})
+                    continue
+                lengths = {len(v) for v in s}
+                if lengths != {dim}:
+                    raise InputError(f"feature vectors have length {sorted(lengths)}; this model needs {dim}")
+                x = np.stack(s.to_numpy()).astype(np.float32)
+                full = model.predict_full(x)
+                cols: dict[str, Any] = {}
+                for name in names:
+                    r = full[name]
+                    pred = r["prediction"]
+                    cols[f"{name}_prediction"] = list(pred) if isinstance(pred, list) else pred
+                    cols[f"{name}_probability"] = list(r["probability"])
+                    cols[f"{name}_rawPrediction"] = list(r["rawPrediction"])
+                yield pd.DataFrame(cols)
+
+        missing = [c for c in self.getOrDefault(self.featuresCols) if c not in dataset.columns]
+        if missing:
+            raise InputError(f"feature columns {missing} are missing from the DataFrame to transform")
+        tmp = "__mtl_out"
+        out = dataset.withColumn(tmp, score(feature_array(dataset, self.getOrDefault(self.featuresCols))))
+        for t in tasks:
+            out = out.withColumn(f"{t.name}_prediction", F.col(f"{tmp}.{t.name}_prediction"))
+            if t.type != "regression":
+                out = out.withColumn(f"{t.name}_probability", array_to_vector(F.col(f"{tmp}.{t.name}_probability")))
+                out = out.withColumn(f"{t.name}_rawPrediction",
+                                     array_to_vector(F.col(f"{tmp}.{t.name}_rawPrediction")))
+        return out.drop(tmp)
+
+    def write(self) -> MLWriter:
+        return _ModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _ModelReader(cls)
+
+
+class _ModelWriter(MLWriter):
+    """Params as pyspark.ml metadata, weights + tasks as a one-row Parquet table under `data/` (any file system)."""
+
+    def __init__(self, instance: MultiTaskModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
+        spark = self.sparkSession if isinstance(self.sparkSession, SparkSession) else SparkSession.active()
+        schema = T.StructType([T.StructField("meta", T.StringType()), T.StructField("weights", T.BinaryType())])
+        df = spark.createDataFrame([(self.instance._meta_json, bytearray(self.instance._weights))], schema)
+        df.coalesce(1).write.mode("overwrite").parquet(os.path.join(path, "data"))
+
+
+class _ModelReader(MLReader):
+    """Reads what `_ModelWriter` wrote."""
+
+    def __init__(self, cls: type) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> MultiTaskModel:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        model = self.cls()
+        DefaultParamsReader.getAndSetParams(model, metadata)
+        model._resetUid(metadata["uid"])
+        spark = self.sparkSession if isinstance(self.sparkSession, SparkSession) else SparkSession.active()
+        row = spark.read.parquet(os.path.join(path, "data")).first()
+        return model._set_state(row["meta"], bytes(row["weights"]))
+
+
+__all__ = ["MultiTaskClassifier", "MultiTaskModel", "FEATURES"]

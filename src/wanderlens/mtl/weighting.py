@@ -1,0 +1,162 @@
+"""Loss weighting families behind one interface: `equal`, `uncertainty` (Kendall et al. 2018), `gradnorm`
+(Chen et al. 2018) and `dwa` (Liu et al. 2019).
+
+A strategy turns the vector of per-task losses into the scalar that is back-propagated. Anything it learns is
+either a parameter trained with the network (uncertainty, synchronised by DDP) or updated from quantities that
+are averaged across ranks first (GradNorm's gradient norms, DWA's epoch losses), so every rank holds the same
+weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from wanderlens.errors import ConfigError
+
+WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "dwa")
+
+# Averages a tensor over training processes (identity when there is one).
+AllReduceMean = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+class LossWeighting(nn.Module):
+    """Base class: equal weights. Subclasses override `combine`, `after_step` or `end_epoch`."""
+
+    name = "equal"
+
+    def __init__(self, n_tasks: int, **_: Any) -> None:
+        super().__init__()
+        self.n_tasks = n_tasks
+
+    def combine(self, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Scalar loss to back-propagate from per-task losses (`present`: task had labelled rows)."""
+        return (self.current_weights().to(losses) * losses).sum()
+
+    def needs_task_gradients(self) -> bool:
+        """Whether `after_step` wants per-task gradient norms on the shared parameters."""
+        return False
+
+    def after_step(
+        self, losses: torch.Tensor, grad_norms: torch.Tensor | None, present: torch.Tensor, reduce: AllReduceMean
+    ) -> None:
+        """Update any non-gradient state after an optimisation step."""
+
+    def end_epoch(self, epoch_losses: list[float]) -> None:
+        """Update any per-epoch state from the epoch's mean per-task losses (already averaged over ranks)."""
+
+    def current_weights(self) -> torch.Tensor:
+        """The weights applied to each task's loss now (for history and reports)."""
+        return torch.ones(self.n_tasks)
+
+
+class Uncertainty(LossWeighting):
+    """Homoscedastic uncertainty weighting: loss_i / (2 exp(s_i)) + s_i / 2 with learned log-variances s_i."""
+
+    name = "uncertainty"
+
+    def __init__(self, n_tasks: int, **_: Any) -> None:
+        super().__init__(n_tasks)
+        self.log_vars = nn.Parameter(torch.zeros(n_tasks))
+
+    def combine(self, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        terms = 0.5 * torch.exp(-self.log_vars) * losses + 0.5 * self.log_vars
+        return torch.where(present, terms, 0.0 * self.log_vars).sum()
+
+    def current_weights(self) -> torch.Tensor:
+        return (0.5 * torch.exp(-self.log_vars)).detach()
+
+
+class GradNorm(LossWeighting):
+    """GradNorm: moves task weights so each task's gradient norm on the shared layer tracks its training rate.
+
+    The weight gradient of |w_i g_i - target_i| is taken in closed form (g_i does not depend on w_i), from norms
+    and losses averaged over ranks, so it needs no second-order graph and stays identical under DDP.
+    """
+
+    name = "gradnorm"
+
+    def __init__(self, n_tasks: int, alpha: float = 1.5, lr: float = 0.025, **_: Any) -> None:
+        super().__init__(n_tasks)
+        self.alpha, self.lr = float(alpha), float(lr)
+        self.register_buffer("weights", torch.ones(n_tasks))
+        self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
+
+    def needs_task_gradients(self) -> bool:
+        return True
+
+    def after_step(
+        self, losses: torch.Tensor, grad_norms: torch.Tensor | None, present: torch.Tensor, reduce: AllReduceMean
+    ) -> None:
+        assert grad_norms is not None
+        losses = reduce(losses.detach().double())
+        g = reduce(grad_norms.detach().double())
+        present = reduce(present.double()) > 0
+        first = torch.isnan(self.initial_losses) & present & (losses > 0)
+        self.initial_losses[first] = losses[first].to(self.initial_losses)
+        ok = present & ~torch.isnan(self.initial_losses) & (g > 0)
+        if ok.sum() < 2:
+            return
+        w = self.weights.double()
+        ratio = losses[ok] / self.initial_losses[ok].double()
+        rel = ratio / ratio.mean()
+        wg = w[ok] * g[ok]
+        target = wg.mean() * rel**self.alpha
+        grad = torch.sign(wg - target) * g[ok] / g[ok].mean()
+        w[ok] = (w[ok] - self.lr * grad).clamp(min=1e-3)
+        self.weights.copy_((w * self.n_tasks / w.sum()).to(self.weights))
+
+    def current_weights(self) -> torch.Tensor:
+        return self.weights.detach().clone()
+
+
+class DWA(LossWeighting):
+    """Dynamic weight average: weights from the ratio of each task's last two epoch losses, softened by T."""
+
+    name = "dwa"
+
+    def __init__(self, n_tasks: int, temperature: float = 2.0, **_: Any) -> None:
+        super().__init__(n_tasks)
+        self.temperature = float(temperature)
+        self.register_buffer("weights", torch.ones(n_tasks))
+        self.register_buffer("prev", torch.full((2, n_tasks), float("nan")))
+
+    def end_epoch(self, epoch_losses: list[float]) -> None:
+        self.prev[0] = self.prev[1].clone()
+        self.prev[1] = torch.tensor(epoch_losses, dtype=self.prev.dtype)
+        if torch.isnan(self.prev).any() or (self.prev[0] <= 0).any():
+            return
+        r = self.prev[1] / self.prev[0]
+        e = torch.exp(r / self.temperature)
+        self.weights.copy_(self.n_tasks * e / e.sum())
+
+    def current_weights(self) -> torch.Tensor:
+        return self.weights.detach().clone()
+
+
+_STRATEGIES: dict[str, type[LossWeighting]] = {
+    "equal": LossWeighting,
+    "uncertainty": Uncertainty,
+    "gradnorm": GradNorm,
+    "dwa": DWA,
+}
+
+
+def build_weighting(name: str, n_tasks: int, **options: Any) -> LossWeighting:
+    """The loss weighting strategy `name` for `n_tasks` tasks (options: gradnorm alpha/lr, dwa temperature)."""
+    if name not in _STRATEGIES:
+        raise ConfigError(f"unknown loss weighting {name!r}; use one of {', '.join(WEIGHTINGS)}")
+    return _STRATEGIES[name](n_tasks, **options)
+
+
+def finite_weights(w: torch.Tensor) -> list[float]:
+    """Weights as plain floats for JSON history."""
+    return [float(x) if math.isfinite(float(x)) else float("nan") for x in w.tolist()]
