@@ -1,8 +1,9 @@
 """A real Spark standalone cluster on 127.0.0.1 (one Master, N Workers) for development and tests.
 
 pip's pyspark ships no `start-master.sh`; its `bin/spark-class` runs the Master and Worker classes directly. Each
-daemon runs in its own process group (a Worker's executors and their Python workers join it), its pid is kept in a
-pid file under the cluster folder, and `stop` ends only processes whose command line carries that folder's marker.
+daemon runs in its own session (a Worker's executors, their Python workers and training processes join it), its pid
+is kept in a pid file under the cluster folder, and `stop` ends only daemons whose command line carries that folder's
+marker (and what is left of their sessions).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def parse_memory_mb(memory: str) -> int:
 
 @dataclass
 class DaemonInfo:
-    """One daemon this cluster started: its role, pid (= process group id) and log file."""
+    """One daemon this cluster started: its role, pid (= session and process group id) and log file."""
 
     name: str
     pid: int
@@ -192,7 +193,7 @@ class StandaloneCluster:
         return env
 
     def _launch(self, state: ClusterState, name: str, cls: str, args: list[str]) -> DaemonInfo:
-        """Start one daemon with spark-class in its own process group, logging to logs/<name>.out."""
+        """Start one daemon with spark-class in its own session, logging to logs/<name>.out."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.out"
@@ -309,7 +310,7 @@ class StandaloneCluster:
         return [w for w in info.get("workers", []) if w.get("state") == "ALIVE"]
 
     def worker_pid(self, index: int) -> int:
-        """Pid (and process group) of worker `index` (1-based)."""
+        """Pid (and session id) of worker `index` (1-based)."""
         daemon = self.state.worker_daemons.get(index)
         if daemon is None:
             raise WanderlensError(f"worker {index} is not part of the cluster in {self.dir}")
@@ -320,8 +321,9 @@ class StandaloneCluster:
         pid = self.worker_pid(index)
         if not self._owned(pid):
             raise WanderlensError(f"worker {index} (pid {pid}) is not running")
-        os.killpg(pid, signal.SIGKILL)
-        _wait_gone([pid], 10.0)
+        members = _session_members(pid)
+        _kill_all(members, signal.SIGKILL)
+        _wait_gone(members, 10.0)
 
     def start_worker(self, index: int, timeout: float = 90.0) -> None:
         """(Re)start worker `index` (after `kill_worker`, like a replaced machine) and wait until it registers."""
@@ -358,21 +360,18 @@ class StandaloneCluster:
                     pass
         _wait_gone(left, 5.0)
         for daemon in daemons:
-            # A process group can outlive its leader (an executor's Python worker): end those too.
+            # A session can outlive its leader (an executor's Python worker, torchrun): end those too.
             self._kill_orphans(daemon.pid)
             self._pid_file(daemon.name).unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
         return stopped
 
-    def _kill_orphans(self, pgid: int) -> None:
-        """SIGKILL what is left in a daemon's process group once the daemon itself is gone."""
-        members = _group_members(pgid)
-        if not members or pgid in members:  # nothing left, or the pid now belongs to someone else's group leader
+    def _kill_orphans(self, sid: int) -> None:
+        """SIGKILL what is left of a daemon's session (executors, Python workers) once the daemon is gone."""
+        members = _session_members(sid)
+        if sid in members:  # the session id now belongs to someone else's process: not ours to touch
             return
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill_all(members, signal.SIGKILL)
 
     def status(self) -> dict[str, Any]:
         """Pids (running or not) of what `start` started and the Master's view of the workers."""
@@ -437,8 +436,9 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     return left
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Pids whose process group is `pgid`."""
+def _session_members(sid: int) -> list[int]:
+    """Pids in session `sid`: a daemon started with its own session and everything it spawned, including
+    processes that moved to process groups of their own (TorchDistributor's torchrun)."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -447,9 +447,17 @@ def _group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+def _kill_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _tail(path: str, lines: int = 15) -> str:
