@@ -7,6 +7,7 @@ one reason, so rows in = rows kept + rows quarantined, always.
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Iterator
@@ -62,6 +63,21 @@ def _manifest_format(manifest: str) -> str:
     raise InputError(f"manifest {manifest}: unknown format; name it .csv, .jsonl or .parquet")
 
 
+def _local_csv_header(path: str) -> list[str] | None:
+    """The header of a local, uncompressed CSV file, so Spark need not run a job to infer it."""
+    if _URI.match(path) or not path.lower().endswith(".csv") or not Path(path).is_file():
+        return None
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if not header or len(set(header)) != len(header) or any(not h.strip() for h in header):
+        return None  # let Spark report (or rename) odd headers
+    return header
+
+
+def _all_strings(columns: list[str]) -> T.StructType:
+    return T.StructType([T.StructField(c, T.StringType()) for c in columns])
+
+
 def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
     """Read a CSV, JSONL or Parquet manifest with every column as a string (lists joined with ';')."""
     path = str(manifest)
@@ -70,8 +86,10 @@ def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
     fmt = _manifest_format(path)
     try:
         if fmt == "csv":
+            header = _local_csv_header(path)
+            reader = spark.read if header is None else spark.read.schema(_all_strings(header))
             df = (
-                spark.read.option("header", True)
+                reader.option("header", True)
                 .option("multiLine", True)
                 .option("escape", '"')
                 .option("inferSchema", False)
@@ -377,14 +395,13 @@ def ingest(
         photos_path = str(dest / "photos") if dest else f"{str(out_dir).rstrip('/')}/photos"
         quarantine_path = str(dest / "quarantine") if dest else f"{str(out_dir).rstrip('/')}/quarantine"
         atomic_write_parquet(kept, photos_path)
-        atomic_write_parquet(quarantined.orderBy("source_row"), quarantine_path, partitions=1)
+        atomic_write_parquet(quarantined.coalesce(1).sortWithinPartitions("source_row"), quarantine_path)
+        tally = judged.groupBy("_reason").agg(F.count(F.lit(1)).alias("n")).collect()
+        counts = {r["_reason"]: int(r["n"]) for r in tally}
     finally:
         judged.unpersist()
-    rows_kept = spark.read.parquet(photos_path).count()
-    by_reason = {
-        r["reason"]: int(r["n"])
-        for r in spark.read.parquet(quarantine_path).groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
-    }
+    rows_kept = counts.pop(None, 0)
+    by_reason = counts
     rows_quarantined = sum(by_reason.values())
     if rows_kept + rows_quarantined != rows_in:  # a bug, never a user error
         raise RuntimeError(f"ingest counts do not reconcile: {rows_in} in, {rows_kept} kept, {rows_quarantined} out")

@@ -190,13 +190,14 @@ def _backdrop(draw, arr_w, h, horizon, scene, light, tod, rng, attrs) -> tuple[i
         )
         return shore, h
     if scene == "lake":
-        _mountains(draw, w, h, horizon, light, rng, snowcaps=rng.random() < 0.4, far=True)
+        if "mountains" in attrs:
+            _mountains(draw, w, h, horizon, light, rng, snowcaps="snow" in attrs, far=True)
         shore = int(horizon + (h - horizon) * rng.uniform(0.55, 0.8))
         _water(draw, w, horizon, shore, light, tod, rng, lake=True)
         _band(draw, w, shore, h, _shade(_jitter(rng, (70, 110, 50)), light), _shade(_jitter(rng, (50, 80, 40)), light))
         return shore, h
     if scene == "mountain":
-        _mountains(draw, w, h, horizon, light, rng, snowcaps="snow" in attrs or rng.random() < 0.3)
+        _mountains(draw, w, h, horizon, light, rng, snowcaps="snow" in attrs)
         _band(
             draw, w, horizon, h, _shade(_jitter(rng, (95, 110, 60)), light), _shade(_jitter(rng, (80, 70, 50)), light)
         )
@@ -228,7 +229,7 @@ def _backdrop(draw, arr_w, h, horizon, scene, light, tod, rng, attrs) -> tuple[i
             )
         return horizon, h
     if scene == "snow":
-        if rng.random() < 0.6:
+        if "mountains" in attrs:
             _mountains(draw, w, h, horizon, light, rng, snowcaps=True, far=True)
         _band(
             draw,
@@ -271,7 +272,7 @@ def render_photo(spec: PhotoSpec) -> Image.Image:
         _clouds(draw, w, horizon, light, rng, int(rng.integers(2, 7)))
     # the secondary scene shows as a far layer on part of the horizon (city by the sea, peaks behind a lake...)
     if spec.secondary == "mountain" and spec.scene != "mountain":
-        _mountains(draw, w, h, horizon, light, rng, snowcaps=rng.random() < 0.5, far=True)
+        _mountains(draw, w, h, horizon, light, rng, snowcaps="snow" in attrs, far=True)
     if spec.secondary == "forest" and spec.scene != "forest":
         _trees(draw, w, horizon - 4, horizon + 4, int(rng.integers(8, 20)), light, rng, size=0.7)
     y0, y1 = _backdrop(draw, w, h, horizon, spec.scene, light, tod, rng, attrs)
