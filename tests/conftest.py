@@ -62,3 +62,29 @@ def ingested_dir(spark, sample_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ingested")
     ingest(spark, sample_dir / "manifest.csv", out)
     return out
+
+
+# --- serving (deployment, issue 7) ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def serving_registry(spark, featurized_dir, sample_dir, tmp_path_factory) -> Path:
+    """A model registry holding two versions (v1 is `production`) of a small model trained on the sample's
+    features, with the travel tables (suggestions, search index) that the REST service answers from."""
+    from wanderlens.mtl.train import train_from_config
+    from wanderlens.serving.registry import ModelRegistry
+
+    out = tmp_path_factory.mktemp("serving")
+    train_from_config(spark, featurized_dir, {"training": {"epochs": 8, "seed": 0}}, out / "model")
+    travel_dir = None
+    try:
+        from wanderlens.travel.job import run_travel
+    except ModuleNotFoundError:  # travel stage not landed yet: travel endpoints answer 404
+        run_travel = None
+    if run_travel is not None:
+        run_travel(spark, featurized_dir, out / "model", sample_dir / "destinations.csv", out / "travel")
+        travel_dir = out / "travel"
+    registry = ModelRegistry(out / "registry")
+    for _ in range(2):
+        registry.register(Path(featurized_dir) / "feature_pipeline", out / "model", travel_dir=travel_dir,
+                          metadata={"source": "tests"})
+    registry.promote(1)
+    return registry.root

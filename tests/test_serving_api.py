@@ -285,3 +285,62 @@ def test_single_photo_outputs_equal_spark_transform(client, spark, serving_regis
         np.testing.assert_allclose([t["prob"] for t in served["imagenet_labels"]], [t[1] for t in spark_tags],
                                    atol=1e-5)
     assert json.dumps(served)  # plain JSON all the way down
+
+
+# -- web page in headless Chromium -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian chromium / chromium-driver not installed (tools/ensure_test_deps.py installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,1600",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.browser
+def test_web_page_describe_suggest_search(server, browser, photo_rows, artifacts_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(server.url + "/")
+    wait.until(lambda d: "model version" in d.find_element(By.ID, "model-version").text)
+    # Upload a photo: its description, labels and task bars appear.
+    path = str(photo_rows[1]["image_path"]).removeprefix("file://")
+    browser.find_element(By.ID, "photo-input").send_keys(path)
+    wait.until(lambda d: d.find_element(By.ID, "description").text.strip() != "")
+    description = browser.find_element(By.ID, "description").text
+    assert description.endswith(".")
+    assert browser.find_elements(By.CSS_SELECTOR, "#imagenet-labels li")
+    assert browser.find_elements(By.CSS_SELECTOR, "#task-bars .task .bar-row")
+    # Pick a traveller: suggestions with reasons (and destination photos) appear.
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#user-select option")) > 1)
+    select = Select(browser.find_element(By.ID, "user-select"))
+    select.select_by_index(1)
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#suggestions li.suggestion")))
+    items = browser.find_elements(By.CSS_SELECTOR, "#suggestions li.suggestion")
+    assert 1 <= len(items) <= 5 and items[0].find_element(By.TAG_NAME, "strong").text
+    # Search: thumbnails load from /v1/photos/{id}/image.
+    box = browser.find_element(By.ID, "search-input")
+    box.send_keys("beach with boats")
+    browser.find_element(By.ID, "search-button").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#search-results figure img")) > 0)
+    wait.until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#search-results img')].every(i => i.complete && i.naturalWidth > 0)"))
+    browser.save_screenshot(str(artifacts_dir / "serving-web-page.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors

@@ -23,6 +23,29 @@ def _task_attr(task: Any, name: str) -> Any:
     return task[name] if isinstance(task, dict) else getattr(task, name)
 
 
+def _load_local_mtl(path: Path, cls: Any) -> Any:
+    """LocalMultiTaskModel.load, falling back to the model's `data` Parquet row (meta JSON + weights) when the
+    metadata file has Spark 4's `part-00000-<uuid>.txt` name that older loaders do not look for."""
+    try:
+        return cls.load(str(path))
+    except WanderlensError:
+        import pyarrow.parquet as pq
+
+        if not (path / "data").is_dir():
+            raise
+        row = pq.read_table(str(path / "data")).to_pylist()[0]
+        return cls.from_bytes(row["meta"], row["weights"])
+
+
+def _tag(tag: Any) -> dict[str, Any]:
+    """An ImageNet tag as {label, prob}, from a (label, prob) pair, a dict or a Row."""
+    if isinstance(tag, dict):
+        return {"label": str(tag["label"]), "prob": float(tag["prob"])}
+    if isinstance(tag, tuple | list):
+        return {"label": str(tag[0]), "prob": float(tag[1])}
+    return {"label": str(tag.label), "prob": float(tag.prob)}
+
+
 class ServedModel:
     """The feature pipeline, MultiTaskModel and travel tables of one registry version, ready to answer requests."""
 
@@ -41,7 +64,6 @@ class ServedModel:
     def load(cls, version_dir: str | Path) -> ServedModel:
         """Load a registry version folder (`metadata.json` + `artifacts/`) with no Spark."""
         from wanderlens.features.local import LocalFeaturizer
-
         from wanderlens.mtl.local import LocalMultiTaskModel
 
         version_dir = Path(version_dir)
@@ -50,7 +72,7 @@ class ServedModel:
         if not (art / "feature_pipeline").is_dir() or not (art / "model").is_dir():
             raise WanderlensError(f"registry version {version_dir} lacks artifacts/feature_pipeline or artifacts/model")
         featurizer = LocalFeaturizer.load(str(art / "feature_pipeline"))
-        mtl = LocalMultiTaskModel.load(str(art / "model"))
+        mtl = _load_local_mtl(art / "model", LocalMultiTaskModel)
         travel = TravelTables.load(art / "travel") if (art / "travel").is_dir() else None
         served = cls(int(meta["version"]), version_dir, meta, featurizer, mtl, travel)
         served.warm_up()
@@ -114,8 +136,7 @@ class ServedModel:
         outputs = self.predict(feats["features"])
         t2 = time.perf_counter()
         tasks = self.task_outputs(outputs)
-        imagenet = [{"label": str(_task_attr(t, "label")), "prob": float(_task_attr(t, "prob"))}
-                    for t in (feats.get("image_tags") or [])]
+        imagenet = [_tag(t) for t in (feats.get("image_tags") or [])]
         description, claims = self._description(tasks, imagenet)
         return {
             "model_version": self.version,

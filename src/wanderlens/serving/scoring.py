@@ -94,7 +94,10 @@ def _load_mtl(path: Path, cls: Any) -> Any:
     """The MultiTaskModel saved at `path` (a model folder, or a PipelineModel holding one)."""
     import json
 
-    meta = json.loads((path / "metadata" / "part-00000").read_text(encoding="utf-8").splitlines()[0])
+    parts = sorted((path / "metadata").glob("part-*"))
+    if not parts:
+        raise InputError(f"{path} is not a saved pyspark.ml model (no metadata/part-* file)")
+    meta = json.loads(parts[0].read_text(encoding="utf-8").splitlines()[0])
     if meta.get("class", "").endswith("PipelineModel"):
         pipeline = PipelineModel.load(str(path))
         for stage in pipeline.stages:
