@@ -107,8 +107,11 @@ def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
     cols = []
     for field in df.schema.fields:
         c = F.col(f"`{field.name}`")
-        if isinstance(field.dataType, T.ArrayType):
-            c = F.concat_ws(LIST_SEPARATOR, c.cast("array<string>"))
+        if isinstance(field.dataType, T.ArrayType) and field.name != "captions":
+            joined = F.concat_ws(LIST_SEPARATOR, c.cast("array<string>"))
+            c = F.when(c.isNull(), F.lit(None)).when(F.size(c) == 0, F.lit("[]")).otherwise(joined)
+        elif isinstance(field.dataType, (T.ArrayType, T.StructType, T.MapType)):
+            c = F.to_json(c)
         elif not isinstance(field.dataType, T.StringType):
             c = c.cast("string")
         cols.append(c.alias(field.name.strip()))
@@ -148,7 +151,7 @@ def _resolve_image(c: Column, base: str) -> Column:
 
 def _split_list(c: Column) -> Column:
     parts = F.transform(F.split(c, LIST_SEPARATOR), lambda x: F.trim(x))
-    return F.filter(parts, lambda x: x != "")
+    return F.filter(parts, lambda x: (x != "") & (x != "[]"))
 
 
 def _label_checks(specs: dict[str, LabelSpec]) -> list[tuple[Column, Column]]:
@@ -245,53 +248,32 @@ def _probe_batches(max_pixels: int, decode: bool):
 
 def _typed_photos(df: DataFrame, manifest_cols: list[str], specs: dict[str, LabelSpec]) -> DataFrame:
     """Cast the kept rows to the photos-table contract (docs/architecture.md)."""
-    cols: list[Column] = [
-        F.trim(F.col("photo_id")).alias("photo_id"),
-        F.trim(F.col("user_id")).alias("user_id"),
-        F.col("image_path"),
-    ]
 
-    def opt(name: str, expr: Column, dtype: str) -> Column:
-        return (expr if name in manifest_cols else F.lit(None).cast(dtype)).alias(name)
+    def text(name: str) -> Column:
+        return F.when(~_blank(F.col(name)), F.trim(F.col(name)))
 
-    cols.append(
-        opt(
-            "caption",
-            F.when(_blank(F.col("caption")), None).otherwise(F.col("caption"))
-            if "caption" in manifest_cols
-            else F.lit(None),
-            "string",
+    standard: dict[str, tuple[Any, str]] = {
+        "caption": (lambda: F.when(~_blank(F.col("caption")), F.col("caption")), "string"),
+        "tags": (lambda: F.coalesce(_split_list(F.col("tags")), F.array().cast("array<string>")), "array<string>"),
+        "taken_at": (lambda: F.expr("try_cast(trim(taken_at) as timestamp)"), "timestamp"),
+        "latitude": (lambda: F.expr("try_cast(trim(latitude) as double)"), "double"),
+        "longitude": (lambda: F.expr("try_cast(trim(longitude) as double)"), "double"),
+        "destination_id": (lambda: text("destination_id"), "string"),
+    }
+    cols: list[Column] = [text("photo_id").alias("photo_id"), text("user_id").alias("user_id"), F.col("image_path")]
+    for name, (build, dtype) in standard.items():
+        if name in manifest_cols:
+            cols.append(build().cast(dtype).alias(name))
+        elif name == "tags":
+            cols.append(F.array().cast("array<string>").alias(name))
+        else:
+            cols.append(F.lit(None).cast(dtype).alias(name))
+    if "captions" in manifest_cols:  # all captions of a photo (COCO has five); optional, only when given
+        raw_caps = F.trim(F.col("captions"))
+        parsed = F.when(raw_caps.startswith("["), F.from_json(raw_caps, "array<string>")).when(
+            ~_blank(raw_caps), F.array(raw_caps)
         )
-    )
-    cols.append(
-        opt(
-            "tags",
-            F.coalesce(_split_list(F.col("tags")), F.array().cast("array<string>"))
-            if "tags" in manifest_cols
-            else F.lit(None),
-            "array<string>",
-        )
-    )
-    if "tags" not in manifest_cols:
-        cols[-1] = F.array().cast("array<string>").alias("tags")
-    cols.append(
-        opt(
-            "taken_at",
-            F.expr("try_cast(trim(taken_at) as timestamp)") if "taken_at" in manifest_cols else F.lit(None),
-            "timestamp",
-        )
-    )
-    for c in ("latitude", "longitude"):
-        cols.append(opt(c, F.expr(f"try_cast(trim({c}) as double)") if c in manifest_cols else F.lit(None), "double"))
-    cols.append(
-        opt(
-            "destination_id",
-            F.when(_blank(F.col("destination_id")), None).otherwise(F.trim(F.col("destination_id")))
-            if "destination_id" in manifest_cols
-            else F.lit(None),
-            "string",
-        )
-    )
+        cols.append(parsed.alias("captions"))
     for name, spec in specs.items():
         raw = F.trim(F.col(f"`{name}`"))
         present = ~_blank(F.col(f"`{name}`"))

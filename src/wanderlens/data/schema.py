@@ -21,6 +21,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "latitude",
     "longitude",
     "destination_id",
+    "captions",
 )
 STANDARD_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 DESTINATION_COLUMNS: tuple[str, ...] = (
