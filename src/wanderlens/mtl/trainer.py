@@ -126,9 +126,10 @@ def run_training(cfg: dict[str, Any], progress: Callable[[dict[str, Any]], None]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     distributed = world > 1
-    threads = cfg.get("num_threads") or (max(1, (os.cpu_count() or 1) // world) if distributed else None)
-    if threads:
-        torch.set_num_threads(int(threads))
+    # Small multi-task nets train fastest on one intra-op thread; on a busy host, more threads spin and stall.
+    threads = int(cfg.get("num_threads") or os.environ.get("WANDERLENS_TORCH_THREADS", "1"))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     if distributed:
         dist.init_process_group("gloo")
     try:
@@ -136,6 +137,7 @@ def run_training(cfg: dict[str, Any], progress: Callable[[dict[str, Any]], None]
     finally:
         if distributed:
             dist.destroy_process_group()
+        torch.set_num_threads(previous)
 
 
 def _train(cfg: dict[str, Any], rank: int, world: int, progress: Callable | None) -> dict[str, Any]:

@@ -1,0 +1,228 @@
+"""Multi-task learning without Spark: masked losses, architectures, loss weightings, the training loop on shards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from wanderlens.errors import ConfigError
+from wanderlens.mtl.architectures import ARCHITECTURES, build_network
+from wanderlens.mtl.data import FEATURES, read_shard
+from wanderlens.mtl.local import LocalMultiTaskModel
+from wanderlens.mtl.metrics import auc
+from wanderlens.mtl.tasks import TaskSpec
+from wanderlens.mtl.trainer import compute_losses, load_state, run_training
+from wanderlens.mtl.weighting import WEIGHTINGS, build_weighting
+
+TASKS = [
+    TaskSpec("highlight", "binary"),
+    TaskSpec("scene", "multiclass", classes=["beach", "city", "mountain"]),
+    TaskSpec("attributes", "multilabel", classes=["water", "people", "boats"]),
+    TaskSpec("rating", "regression"),
+]
+DIM = 10
+
+
+def synthetic(n: int, seed: int, missing: float = 0.3) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Features and learnable targets for TASKS; each label missing with probability `missing`."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, DIM)).astype(np.float32)
+    ys = [
+        (x[:, 0] + x[:, 1] > 0).astype(np.float32),
+        np.argmax(x[:, 2:5], axis=1).astype(np.int64),
+        (x[:, 5:8] > 0).astype(np.float32),
+        (2 * x[:, 8] - x[:, 9]).astype(np.float32),
+    ]
+    ms = [(rng.random(n) > missing).astype(np.float32) for _ in TASKS]
+    return x, ys, ms
+
+
+def write_table(path, x, ys, ms) -> None:
+    """The Parquet layout `wanderlens.mtl.data.encode` writes (null = missing label)."""
+    cols = {FEATURES: pa.array(list(x), pa.list_(pa.float32()))}
+    for t, y, m in zip(TASKS, ys, ms, strict=True):
+        keep = m > 0
+        if t.type == "multilabel":
+            vals = [None if not k else [float(i) for i in np.flatnonzero(r)] for r, k in zip(y, keep, strict=True)]
+            cols[t.name] = pa.array(vals, pa.list_(pa.float64()))
+        else:
+            cols[t.name] = pa.array([float(v) if k else None for v, k in zip(y, keep, strict=True)], pa.float64())
+    path.mkdir(parents=True)
+    table = pa.table(cols)
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), path / "part-00000.parquet")
+    pq.write_table(table.slice(half), path / "part-00001.parquet")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mtl-shards")
+    write_table(root / "train", *synthetic(1200, 1))
+    write_table(root / "val", *synthetic(400, 2))
+    test = synthetic(600, 3, missing=0.0)
+    return root, test
+
+
+def config(root, **over):
+    cfg = {
+        "tasks": [t.to_dict() for t in TASKS],
+        "arch": {"name": "mmoe", "expert_hidden": [32], "tower_hidden": [16], "num_experts": 3,
+                 "num_shared_experts": 1, "num_levels": 2, "dropout": 0.0},
+        "weighting": "equal", "weighting_options": {}, "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0,
+        "epochs": 6, "batch_size": 64, "patience": 0, "monitor": "loss", "class_weights": [None] * 4,
+        "seed": 3, "input_dim": DIM, "train_path": str(root / "train"), "val_path": str(root / "val"),
+        "checkpoint_dir": None,
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_task_spec_declarations_and_errors():
+    tasks = TaskSpec.from_labels({"scene": {"type": "multiclass", "classes": ["a", "b"]},
+                                  "highlight": {"type": "binary"}})
+    assert [(t.name, t.type, t.label_col, t.classes) for t in tasks] == [
+        ("scene", "multiclass", "scene", ["a", "b"]), ("highlight", "binary", "highlight", [0, 1])]
+    with pytest.raises(ConfigError, match="unknown task type 'ordinal'"):
+        TaskSpec("x", "ordinal")
+    with pytest.raises(ConfigError, match="weight"):
+        TaskSpec("x", "binary", weight=-1)
+
+
+def test_masking_is_exact():
+    """A task's loss and gradients come only from rows labelled for it; label-less rows add nothing."""
+    torch.manual_seed(0)
+    net = build_network({"name": "mmoe", "expert_hidden": [8], "tower_hidden": [4], "num_experts": 2},
+                        DIM, [t.num_outputs for t in TASKS]).double()
+    x, ys, ms = synthetic(32, 5, missing=0.5)
+    ms[0][:4] = 1.0
+    ms[0][4:8] = 0.0
+    for m in ms:
+        m[-3:] = 0.0  # the last three rows carry no label at all
+    xt = torch.from_numpy(x).double().requires_grad_(True)
+    yts = [torch.from_numpy(y).double() if y.dtype == np.float32 else torch.from_numpy(y) for y in ys]
+    mts = [torch.from_numpy(m) for m in ms]
+    cws = [None] * 4
+    losses, counts = compute_losses(TASKS, net(xt), yts, mts, cws)
+    assert counts.tolist() == [float(m.sum()) for m in ms]
+
+    # Only the rows labelled for task 0, alone in their batch: same loss, same parameter gradients.
+    keep = ms[0] > 0
+    sub_losses, _ = compute_losses(TASKS, net(xt[keep]), [y[keep] for y in yts], [m[keep] for m in mts], cws)
+    g_full = torch.autograd.grad(losses[0], list(net.parameters()), retain_graph=True, allow_unused=True)
+    g_sub = torch.autograd.grad(sub_losses[0], list(net.parameters()), allow_unused=True)
+    torch.testing.assert_close(losses[0], sub_losses[0], rtol=1e-12, atol=0)
+    for a, b in zip(g_full, g_sub, strict=True):
+        if a is None:
+            assert b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-15)
+
+    # Rows with a null label for task 0 receive exactly zero gradient from task 0's loss.
+    (gx,) = torch.autograd.grad(losses[0], xt, retain_graph=True)
+    assert torch.all(gx[~torch.from_numpy(keep)] == 0)
+    assert torch.any(gx[torch.from_numpy(keep)] != 0)
+    # Rows without any label contribute nothing to the combined loss.
+    total = build_weighting("uncertainty", 4).double().combine(losses, counts > 0)
+    (gx_all,) = torch.autograd.grad(total, xt)
+    assert torch.all(gx_all[-3:] == 0)
+
+
+def test_batch_without_labels_for_a_task_gives_zero_loss():
+    net = build_network({"name": "shared_bottom", "expert_hidden": [8], "tower_hidden": []}, DIM,
+                        [t.num_outputs for t in TASKS])
+    x, ys, ms = synthetic(16, 6)
+    ms[1][:] = 0.0
+    losses, counts = compute_losses(TASKS, net(torch.from_numpy(x)), [torch.from_numpy(y) for y in ys],
+                                    [torch.from_numpy(m) for m in ms], [None] * 4)
+    assert counts[1] == 0 and losses[1] == 0 and losses[0] > 0
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_architectures_output_one_head_per_task(arch):
+    net = build_network({"name": arch, "expert_hidden": [8, 6], "tower_hidden": [4], "num_levels": 2}, DIM,
+                        [1, 3, 3, 1])
+    outs = net(torch.zeros(5, DIM))
+    assert [tuple(o.shape) for o in outs] == [(5, 1), (5, 3), (5, 3), (5, 1)]
+    assert net.shared_parameters() and all(p.requires_grad for p in net.shared_parameters())
+
+
+def test_unknown_architecture_and_weighting():
+    with pytest.raises(ConfigError, match="unknown architecture"):
+        build_network({"name": "transformer"}, DIM, [1])
+    with pytest.raises(ConfigError, match="unknown loss weighting"):
+        build_weighting("pcgrad", 2)
+
+
+def constant_baseline(test) -> list[float]:
+    """Scores of the best constant predictor on each task (AUC 0.5, majority accuracy, F1 of all-positive
+    or all-negative, RMSE of the mean)."""
+    _, ys, _ = test
+    maj = np.bincount(ys[1]).max() / len(ys[1])
+    p = ys[2].mean()
+    f1_all = 2 * p / (1 + p)
+    return [0.5, maj, f1_all, float(ys[3].std())]
+
+
+def scores(model: LocalMultiTaskModel, test) -> list[float]:
+    x, ys, _ = test
+    full = model.predict_full(x)
+    pred_ml = np.stack([np.isin(np.arange(3), p) for p in full["attributes"]["prediction"]])
+    tp = (pred_ml & (ys[2] > 0)).sum()
+    f1 = 2 * tp / (pred_ml.sum() + (ys[2] > 0).sum())
+    return [auc(ys[0] > 0, full["highlight"]["probability"][:, 1]),
+            float((full["scene"]["prediction"] == ys[1]).mean()), float(f1),
+            float(np.sqrt(((full["rating"]["prediction"] - ys[3]) ** 2).mean()))]
+
+
+RUNS = [(a, "equal") for a in ARCHITECTURES] + [("mmoe", w) for w in WEIGHTINGS if w != "equal"]
+
+
+@pytest.mark.parametrize(("arch", "weighting"), RUNS)
+def test_each_architecture_and_weighting_beats_constant(shards, arch, weighting):
+    root, test = shards
+    cfg = config(root, weighting=weighting)
+    cfg["arch"]["name"] = arch
+    res = run_training(cfg)
+    assert len(res["history"]) == 6
+    first, last = res["history"][0]["loss"], res["history"][-1]["loss"]
+    assert all(last[t.name] < first[t.name] for t in TASKS)
+    model = LocalMultiTaskModel(cfg["tasks"], cfg["arch"], DIM, load_state(res["state"]))
+    got, const = scores(model, test), constant_baseline(test)
+    assert got[0] > const[0] + 0.2, got
+    assert got[1] > const[1] + 0.2, got
+    assert got[2] > const[2] + 0.05, got
+    assert got[3] < 0.8 * const[3], got
+    weights = res["history"][-1]["weights"]
+    if weighting == "equal":
+        assert set(weights.values()) == {1.0}
+    else:
+        assert len(set(round(w, 6) for w in weights.values())) > 1  # the strategy moved the weights
+    if weighting == "gradnorm":
+        assert sum(weights.values()) == pytest.approx(4.0)
+
+
+def test_early_stopping_restores_best_epoch(shards):
+    root, _ = shards
+    res = run_training(config(root, epochs=40, patience=2, lr=0.05, monitor="scene"))
+    hist = res["history"]
+    assert hist[-1].get("stop") and len(hist) < 40
+    best = max(h["val"]["scene"]["accuracy"] for h in hist)
+    assert res["info"]["best_monitored"] == best
+    assert hist[-1]["val"]["scene"]["accuracy"] <= best
+
+
+def test_shards_split_between_ranks(shards):
+    root, _ = shards
+    a = read_shard(str(root / "train"), 0, 2, TASKS, DIM)
+    b = read_shard(str(root / "train"), 1, 2, TASKS, DIM)
+    whole = read_shard(str(root / "train"), 0, 1, TASKS, DIM)
+    assert len(a) + len(b) == len(whole) == 1200
+    np.testing.assert_array_equal(np.concatenate([a.x, b.x]), whole.x)
+    # multilabel targets decode to the multi-hot rows they were written from
+    x, ys, ms = synthetic(1200, 1)
+    keep = ms[2] > 0
+    np.testing.assert_array_equal(whole.targets[2][keep], ys[2][keep])
+    np.testing.assert_array_equal(whole.masks[0], ms[0])
