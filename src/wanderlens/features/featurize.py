@@ -25,7 +25,7 @@ from wanderlens.features.encoders import DEFAULT_ENCODER, get_encoder
 from wanderlens.features.fusion import ModalityFusion
 from wanderlens.features.image import ImageEmbedder
 from wanderlens.features.sentence import SENTENCE_DIM, SentenceEmbedder
-from wanderlens.features.text import TextFeaturizer
+from wanderlens.features.text import TextFeaturizer, text_expr
 from wanderlens.io import atomic_write_parquet, read_json, replace_dir, write_json
 
 DEFAULTS: dict[str, Any] = {
@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "cache_dir": None,  # default: OUT/cache
 }
 IMAGE_COLS = ("image_embedding", "image_tags", "image_error", "has_image")
+TEXT_KEY = "__text_sha256"
+SENTENCE_CACHE = "sentences_all_minilm_l6_v2"
 
 
 def feature_config(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -93,25 +95,25 @@ def _cache_key(cfg: dict[str, Any]) -> str:
     return f"images_{slug}_{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
 
 
-def _embed_with_cache(spark: SparkSession, photos: DataFrame, embedder: ImageEmbedder, cache: Path,
-                      notify: Callable[[str], None]) -> tuple[DataFrame, int, int]:
-    """Image columns per sha256 from the cache, embedding only hashes not there yet: (table, computed, cached)."""
-    wanted = photos.where(F.col("sha256").isNotNull()).groupBy("sha256").agg(F.min("image_path").alias("image_path"))
+def _compute_with_cache(spark: SparkSession, wanted: DataFrame, key: str, stage, cols: tuple[str, ...],
+                        cache: Path, what: str, notify: Callable[[str], None]) -> tuple[DataFrame, int, int]:
+    """Columns `cols` per distinct `key` from a cache table, running `stage` only on keys not cached yet.
+
+    Returns (cache table, keys computed now, keys found in the cache).
+    """
     old = spark.read.parquet(str(cache)) if cache.is_dir() else None
-    todo = wanted.join(old.select("sha256"), "sha256", "left_anti") if old is not None else wanted
+    todo = wanted.join(old.select(key), key, "left_anti") if old is not None else wanted
     todo = todo.cache()
-    n_todo = todo.count()
-    n_wanted = wanted.count()
+    n_todo, n_wanted = todo.count(), wanted.count()
     if n_todo:
-        notify(f"embedding {n_todo} new images ({n_wanted - n_todo} cached)")
+        notify(f"{what}: computing {n_todo} new ({n_wanted - n_todo} cached)")
         parts = max(spark.sparkContext.defaultParallelism, min(n_todo, math.ceil(n_todo / 256)))
-        new = embedder.copy({embedder.numPartitions: parts}).transform(todo).select("sha256", *IMAGE_COLS)
-        merged = new if old is None else old.unionByName(new)
-        atomic_write_parquet(merged, cache)
+        new = stage.transform(todo.repartition(parts)).select(key, *cols)
+        atomic_write_parquet(new if old is None else old.unionByName(new), cache)
     else:
-        notify(f"all {n_wanted} images cached")
+        notify(f"{what}: all {n_wanted} cached")
     todo.unpersist()
-    return spark.read.parquet(str(cache)), n_todo, n_wanted - n_todo
+    return spark.read.parquet(str(cache)).dropDuplicates([key]), n_todo, n_wanted - n_todo
 
 
 def featurize(spark: SparkSession, photos_dir: str | Path, out_dir: str | Path,
@@ -131,10 +133,13 @@ def featurize(spark: SparkSession, photos_dir: str | Path, out_dir: str | Path,
     model = pipeline.fit(photos)  # only TextFeaturizer is an Estimator; it sees the caption and tags only
     text_model = model.stages[0]
 
+    cache_root = Path(cfg["cache_dir"] or out / "cache")
     if "sha256" in photos.columns:
-        cache = Path(cfg["cache_dir"] or out / "cache") / _cache_key(cfg)
-        images, computed, cached = _embed_with_cache(spark, photos, image_stage, cache, notify)
-        with_images = photos.join(images.dropDuplicates(["sha256"]), "sha256", "left")
+        wanted = photos.where(F.col("sha256").isNotNull()).groupBy("sha256").agg(
+            F.min("image_path").alias("image_path"))
+        images, computed, cached = _compute_with_cache(spark, wanted, "sha256", image_stage, IMAGE_COLS,
+                                                       cache_root / _cache_key(cfg), "images", notify)
+        with_images = photos.join(images, "sha256", "left")
         # Rows without a hash (never from ingest) or missing from the cache: report them as not embedded.
         with_images = with_images.withColumn(
             "has_image", F.coalesce(F.col("has_image"), F.lit(0.0))
@@ -144,8 +149,18 @@ def featurize(spark: SparkSession, photos_dir: str | Path, out_dir: str | Path,
         computed, cached = photos.count(), 0
         with_images = image_stage.transform(photos)
 
-    notify("text features, sentence embeddings and fusion")
-    features = fusion_stage.transform(sentence_stage.transform(text_model.transform(with_images)))
+    # Sentence embeddings, cached by a hash of the exact text MiniLM sees.
+    text_key = F.sha2(F.trim(text_expr(photos, sentence_stage.getCaptionCol(), sentence_stage.getTagsCol())), 256)
+    keyed = with_images.withColumn(TEXT_KEY, text_key)
+    text_cols = [c for c in (sentence_stage.getCaptionCol(), sentence_stage.getTagsCol()) if c in photos.columns]
+    wanted_text = keyed.groupBy(TEXT_KEY).agg(*[F.first(c).alias(c) for c in text_cols])
+    sent_cols = (sentence_stage.getOutputCol(), sentence_stage.getOrDefault(sentence_stage.presenceCol))
+    sentences, s_computed, s_cached = _compute_with_cache(spark, wanted_text, TEXT_KEY, sentence_stage, sent_cols,
+                                                          cache_root / SENTENCE_CACHE, "sentences", notify)
+    with_text = keyed.join(sentences, TEXT_KEY, "left").drop(TEXT_KEY)
+
+    notify("text features and fusion")
+    features = fusion_stage.transform(text_model.transform(with_text))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(features, out / "features")
 
@@ -165,6 +180,8 @@ def featurize(spark: SparkSession, photos_dir: str | Path, out_dir: str | Path,
         "rows": int(stats["rows"]),
         "images_computed": int(computed),
         "images_cached": int(cached),
+        "sentences_computed": int(s_computed),
+        "sentences_cached": int(s_cached),
         "image_errors": int(stats["image_errors"] or 0),
         "text_missing": int(stats["text_missing"] or 0),
         "encoder": cfg["encoder"],
