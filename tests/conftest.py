@@ -64,6 +64,17 @@ def ingested_dir(spark, sample_dir, tmp_path_factory) -> Path:
     return out
 
 
+# --- features (multimodal features, issue 3) -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def featurized_dir(spark, ingested_dir, tmp_path_factory) -> Path:
+    """The ingested sample featurized (default encoder): OUT/features, OUT/feature_pipeline, OUT/summary.json."""
+    from wanderlens.features.featurize import featurize
+
+    out = tmp_path_factory.mktemp("featurized")
+    featurize(spark, ingested_dir, out)
+    return out
+
+
 # --- serving (deployment, issue 7) ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def serving_registry(spark, featurized_dir, sample_dir, tmp_path_factory) -> Path:
