@@ -123,6 +123,8 @@ def test_describe_rejections(client):
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     # ... and streamed in chunks with no Content-Length.
     def chunks():
+        yield (b'--zz\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n'
+               b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff")
         for _ in range(40):
             yield b"x" * 100_000
 

@@ -6,6 +6,7 @@ so a request for one user or one photo is a dict lookup.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,12 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
@@ -45,27 +50,35 @@ class TravelTables:
         """Index the travel folder's tables (any that are missing answer empty)."""
         root = Path(root)
         photos: dict[str, dict[str, Any]] = {}
-        for name in ("descriptions", "photos"):
+        for name in ("descriptions", "photos", "search_index", "search"):
             if (root / name).is_dir():
                 for row in _read_table(root / name):
                     pid = row.get("photo_id")
                     if pid is not None:
                         slim = {k: v for k, v in row.items() if not _is_vector(v)}
-                        photos.setdefault(str(pid), {}).update(_jsonable(slim))
-                break
+                        entry = photos.setdefault(str(pid), {})
+                        for k, v in _jsonable(slim).items():
+                            if entry.get(k) is None:
+                                entry[k] = v
+        by_destination: dict[str, list[str]] = {}
+        for pid, row in sorted(photos.items()):
+            if row.get("destination_id") and row.get("image_path"):
+                by_destination.setdefault(str(row["destination_id"]), []).append(pid)
         suggestions: dict[str, list[dict[str, Any]]] = {}
         if (root / "suggestions").is_dir():
             for row in _read_table(root / "suggestions"):
-                suggestions.setdefault(str(row.get("user_id")), []).append(_jsonable(row))
+                row = _jsonable({k: v for k, v in row.items() if not _is_vector(v)})
+                row.setdefault("photo_ids", by_destination.get(str(row.get("destination_id")), [])[:3])
+                suggestions.setdefault(str(row.get("user_id")), []).append(row)
             for rows in suggestions.values():
                 rows.sort(key=lambda r: (r.get("rank") if r.get("rank") is not None else 1e9, -(r.get("score") or 0)))
         search = None
-        try:
-            from wanderlens.travel.search import load_search  # the travel stage's one-query search
+        for name in ("search_index", "search"):
+            if (root / name).is_dir():
+                from wanderlens.travel.search import SearchIndex
 
-            search = load_search(root)
-        except (ImportError, FileNotFoundError, OSError):
-            search = None
+                search = SearchIndex.load(root / name)
+                break
         return cls(root, photos, suggestions, search)
 
     def users(self) -> list[str]:
@@ -84,10 +97,13 @@ class TravelTables:
         """Photos best matching a text query, best first."""
         if self.searcher is None:
             return []
-        hits = self.searcher.search(query, k)
+        from wanderlens.features.sentence import embed_sentences
+
+        vectors, _present = embed_sentences([query])
+        hits = self.searcher.search(vectors[0], k)
         out = []
         for hit in hits:
-            hit = _jsonable(dict(hit))
+            hit = _jsonable({k2: v for k2, v in dict(hit).items() if not _is_vector(v) and k2 != "image_path"})
             meta = self.photos.get(str(hit.get("photo_id")), {})
             out.append({**{k2: meta.get(k2) for k2 in ("caption", "description", "destination_id")}, **hit})
         return out
