@@ -165,13 +165,14 @@ def lite0_onnx_path() -> Path:
 
     A file lock makes parallel Python workers wait for one export instead of racing.
     """
-    import torch
+    from importlib.metadata import version
 
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"efficientnet_lite0-{_EXPORT_VERSION}-torch{torch.__version__.split('+')[0]}.onnx"
-    if target.is_file():
+    target = folder / f"efficientnet_lite0-{_EXPORT_VERSION}-torch{version('torch').split('+')[0]}.onnx"
+    if target.is_file():  # the common case: no torch import at all
         return target
+    import torch
     with open(folder / (target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
