@@ -351,7 +351,9 @@ def ingest(
     probed = probed.withColumn("_reason", F.coalesce(F.col("_reason"), F.col("_probe_reason"))).withColumn(
         "_detail", F.coalesce(F.col("_detail"), F.col("_probe_detail"))
     )
-    rank = F.row_number().over(Window.partitionBy(F.trim(F.col("photo_id"))).orderBy("source_row"))
+    # rank only among usable rows, so a broken first copy does not push out a good later one
+    usable = Window.partitionBy(F.trim(F.col("photo_id")), F.col("_reason").isNull()).orderBy("source_row")
+    rank = F.row_number().over(usable)
     dup = F.col("_reason").isNull() & (rank > 1)
     judged = (
         probed.withColumn("_dup", dup)
