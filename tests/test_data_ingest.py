@@ -78,9 +78,11 @@ def test_sample_ingest_reconciles_and_follows_the_contract(spark, ingested_dir, 
     assert pdf["scene"].isna().any()  # missing labels stay null, never a class
     labels = read_json(ingested_dir / "labels.json")
     assert labels["scene"]["type"] == "multiclass" and len(labels["scene"]["classes"]) >= 8
-    quarantine = spark.read.parquet(str(ingested_dir / "quarantine")).toPandas()
-    assert set(quarantine.columns) >= {"photo_id", "image", "reason", "detail", "source_row"}
-    assert all(quarantine.dtypes[c] == object for c in MANIFEST_COLS if c in quarantine.columns)
+    qdf = spark.read.parquet(str(ingested_dir / "quarantine"))
+    qtypes = dict(qdf.dtypes)
+    assert {c: qtypes[c] for c in MANIFEST_COLS} == dict.fromkeys(MANIFEST_COLS, "string")
+    assert (qtypes["reason"], qtypes["detail"], qtypes["source_row"]) == ("string", "string", "bigint")
+    quarantine = qdf.toPandas()
     assert quarantine["source_row"].between(1, manifest_rows).all()
     assert quarantine["detail"].str.len().gt(10).all()
 
