@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pyspark.ml.evaluation import MultilabelClassificationEvaluator
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -104,11 +103,20 @@ def confusion_matrix(df: DataFrame, task: EvalTask) -> np.ndarray:
 
 
 def per_label_f1(df: DataFrame, task: EvalTask) -> dict[str, float]:
-    """F1 of every label of a multilabel task, from MLlib's `f1MeasureByLabel`."""
-    part = labelled_rows(df, task).cache()
-    try:
-        ev = MultilabelClassificationEvaluator(predictionCol=f"{task.name}_prediction",
-                                               labelCol=f"{task.name}_label", metricName="f1MeasureByLabel")
-        return {name: float(ev.setMetricLabel(float(i)).evaluate(part)) for i, name in enumerate(task.classes)}
-    finally:
-        part.unpersist()
+    """F1 of every label of a multilabel task on its labelled rows, from per-label TP/FP/FN counts.
+
+    Same definition as MLlib's `f1MeasureByLabel` (2·TP / (2·TP + FP + FN)), which raises on a label with no true
+    positive; here such a label gets F1 0 (or NaN when it never occurs in labels or predictions).
+    """
+    y, p = F.col(f"{task.name}_label"), F.col(f"{task.name}_prediction")
+    aggs = []
+    for k in range(len(task.classes)):
+        in_y, in_p = F.array_contains(y, float(k)), F.coalesce(F.array_contains(p, float(k)), F.lit(False))
+        aggs += [F.sum((in_y & in_p).cast("long")).alias(f"tp{k}"), F.sum((~in_y & in_p).cast("long")).alias(f"fp{k}"),
+                 F.sum((in_y & ~in_p).cast("long")).alias(f"fn{k}")]
+    r = labelled_rows(df, task).agg(*aggs).first()
+    out = {}
+    for k, name in enumerate(task.classes):
+        tp, fp, fn = (int(r[f"{c}{k}"] or 0) for c in ("tp", "fp", "fn"))
+        out[name] = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
+    return out
