@@ -24,6 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDERLENS_ENCODER_THREADS", "1")  # as `wanderlens serve` runs them (one thread per request)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,8 +62,18 @@ def make_jpegs(source_images: list[Path], n: int, seed: int = 0) -> list[bytes]:
 
     rng = random.Random(seed)
     out = []
+    usable = []
+    for p in source_images:  # the sample keeps a few deliberately broken files: skip them
+        try:
+            with Image.open(p) as im:
+                im.load()
+            usable.append(p)
+        except Exception:  # noqa: BLE001
+            continue
+        if len(usable) >= n:
+            break
     for i in range(n):
-        with Image.open(source_images[i % len(source_images)]) as im:
+        with Image.open(usable[i % len(usable)]) as im:
             im = im.convert("RGB")
             side = rng.randint(224, 1024)
             w, h = im.size
