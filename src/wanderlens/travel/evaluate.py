@@ -1,0 +1,171 @@
+"""Evaluating suggestions on held-out trips: each user's last trip is hidden, and the destinations of that trip
+they had not visited before are what a recommender should find.
+
+One run compares the popularity baseline, ALS alone, content alone and the blend with MLlib `RankingEvaluator`
+(precision@k, ndcg@k, MAP). The blend's content weight and variety penalty are tuned on a validation split (the last
+trip of the training part); warm users and simulated cold-start users (few photos, unseen by ALS) are scored apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pyspark.ml.evaluation import RankingEvaluator
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from wanderlens.travel.recommend import (
+    TravelRecommender,
+    TravelRecommenderModel,
+    blend_scores,
+    greedy_pick,
+    user_diversity,
+)
+from wanderlens.travel.trips import require_columns
+
+METRICS = {"precision@k": "precisionAtK", "ndcg@k": "ndcgAtK", "MAP": "meanAveragePrecision"}
+
+
+def last_trip_split(photos: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(training photos, held-out) where held-out has user_id and `relevant` (destinations of the user's last trip
+    not visited on earlier trips); users with a single trip keep all their photos and are not evaluated."""
+    require_columns(photos, ["user_id", "trip_id", "taken_at", "destination_id"], "last_trip_split")
+    starts = photos.where(F.col("trip_id").isNotNull()).groupBy("user_id", "trip_id").agg(
+        F.min("taken_at").alias("_start"))
+    w = Window.partitionBy("user_id").orderBy(F.desc("_start"), F.desc("trip_id"))
+    ranked = starts.withColumn("_n", F.row_number().over(w)).withColumn("_trips", F.count("*").over(
+        Window.partitionBy("user_id")))
+    last = ranked.where((F.col("_n") == 1) & (F.col("_trips") >= 2)).select("user_id", F.col("trip_id").alias("_last"))
+    tagged = photos.join(last, "user_id", "left")
+    held = F.col("_last").isNotNull() & (F.col("trip_id") == F.col("_last"))
+    train = tagged.where(~held | F.col("trip_id").isNull()).drop("_last")
+    test = tagged.where(held).drop("_last")
+    seen = train.select("user_id", "destination_id").distinct()
+    relevant = (test.select("user_id", "destination_id").where(F.col("destination_id").isNotNull()).distinct()
+                .join(seen, ["user_id", "destination_id"], "left_anti")
+                .groupBy("user_id").agg(F.array_sort(F.collect_set("destination_id")).alias("relevant")))
+    return train, relevant
+
+
+def rank_all(model: TravelRecommenderModel, cands: DataFrame, k: int, blends: list[tuple[float, float]],
+             dest_ids: list[str]) -> DataFrame:
+    """user_id, method, prediction (destination indexes as doubles, best first) for the baselines and each
+    (content weight, diversity) blend, in one grouped pass over the candidates."""
+    index = {d: float(i) for i, d in enumerate(dest_ids)}
+    pre = model.with_context(cands).select("user_id", "destination_id", "popularity", "content", "cf", "content_pr",
+                                           "cf_pr", "pop_pr", "kind", "focus")
+    schema = "user_id string, method string, prediction array<double>"
+
+    def per_user(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.sort_values(["popularity", "destination_id"], ascending=[False, True]).reset_index(drop=True)
+        ids = [index.get(d, -1.0) for d in pdf["destination_id"]]
+        rows = []
+        for name, col in (("popularity", "popularity"), ("ALS only", "cf"), ("content only", "content")):
+            v = pd.to_numeric(pdf[col], errors="coerce").fillna(-np.inf).to_numpy()
+            order = np.argsort(-v, kind="stable")[:k]
+            rows.append((name, [ids[i] for i in order]))
+        cpr, fpr, ppr = (pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=float)
+                         for c in ("content_pr", "cf_pr", "pop_pr"))
+        kinds = pdf["kind"].tolist()
+        for w, div in blends:
+            score = blend_scores(cpr, fpr, ppr, w)
+            order = np.argsort(-score, kind="stable")
+            pick = greedy_pick(score[order], [kinds[i] for i in order], k, user_diversity(pdf["focus"].iloc[0], div))
+            rows.append((blend_name(w, div), [ids[order[i]] for i in pick]))
+        return pd.DataFrame({"user_id": pdf["user_id"].iloc[0], "method": [r[0] for r in rows],
+                             "prediction": [r[1] for r in rows]})
+
+    return pre.groupBy("user_id").applyInPandas(per_user, schema)
+
+
+def blend_name(weight: float, diversity: float) -> str:
+    """Method name of one blend setting."""
+    return f"blend w={weight:g} d={diversity:g}"
+
+
+def ranking_metrics(predictions: DataFrame, relevant: DataFrame, dest_ids: list[str], k: int,
+                    metrics: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """{method: {precision@k, ndcg@k, MAP, users}} with MLlib's RankingEvaluator, for every method of
+    `predictions` (user_id, method, prediction) against relevant sets (user_id, relevant destination ids)."""
+    index = {d: float(i) for i, d in enumerate(dest_ids)}
+    to_idx = F.udf(lambda xs: [index.get(x, -1.0) for x in (xs or [])], "array<double>")
+    labels = relevant.select("user_id", to_idx("relevant").alias("label"))
+    methods = [r["method"] for r in predictions.select("method").distinct().collect()]
+    grid = labels.crossJoin(predictions.select("method").distinct())
+    data = (grid.join(predictions, ["user_id", "method"], "left")
+            .withColumn("prediction", F.coalesce("prediction", F.array().cast("array<double>"))).cache())
+    counts = {r["method"]: r["count"] for r in data.groupBy("method").count().collect()}
+    out: dict[str, dict[str, float]] = {}
+    for method in methods:
+        part = data.where(F.col("method") == method)
+        out[method] = {name: float(RankingEvaluator(metricName=m, k=k).evaluate(part))
+                       for name, m in (metrics or METRICS).items()}
+        out[method]["users"] = counts.get(method, 0)
+    data.unpersist()
+    return out
+
+
+@dataclass
+class RecommendEvaluation:
+    """Tables of one evaluation run (lists of dict rows) and the tuned blend settings."""
+
+    warm: list[dict] = field(default_factory=list)
+    cold: list[dict] = field(default_factory=list)
+    validation: list[dict] = field(default_factory=list)
+    content_weight: float = 0.5
+    diversity: float = 0.0
+    k: int = 10
+
+
+def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[str], scene_count: int, k: int = 10,
+                          weights: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0),
+                          diversities: tuple[float, ...] = (0.0, 0.05, 0.15), cold_fraction: float = 0.25,
+                          cold_photos: int = 5, seed: int = 0, als_params: dict | None = None) -> RecommendEvaluation:
+    """Held-out-last-trip evaluation of popularity, ALS only, content only and the tuned blend, warm and cold.
+
+    `photos` need user_id, trip_id, taken_at, destination_id, interest, joint_embedding. Cold-start users are a
+    seeded `cold_fraction` of the evaluable users: they keep only their first `cold_photos` training photos and are
+    hidden from ALS, so the blend serves them by content alone.
+    """
+    params = dict(labels=labels, sceneCount=scene_count, seed=seed, **(als_params or {}))
+    dest_ids = [r["destination_id"] for r in catalog.select("destination_id").orderBy("destination_id").collect()]
+    train, relevant = last_trip_split(photos)
+    users = relevant.select("user_id").distinct()
+    cold = users.where(F.abs(F.hash(F.concat(F.col("user_id"), F.lit(str(seed))))) % 1000 < cold_fraction * 1000)
+    cold_ids = [r["user_id"] for r in cold.collect()]
+
+    def truncate(df: DataFrame) -> DataFrame:
+        w = Window.partitionBy("user_id").orderBy("taken_at", "photo_id" if "photo_id" in df.columns else "taken_at")
+        df = df.withColumn("_i", F.row_number().over(w))
+        return df.where(~F.col("user_id").isin(cold_ids) | (F.col("_i") <= cold_photos)).drop("_i")
+
+    result = RecommendEvaluation(k=k)
+    blends = [(w, d) for w in weights for d in diversities]
+    # Validation: hide the last training trip, tune the blend on warm users.
+    vtrain, vrel = last_trip_split(train)
+    vrel = vrel.where(~F.col("user_id").isin(cold_ids))
+    vmodel = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params).fit(truncate(vtrain))
+    vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).cache()
+    vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
+    vpred.unpersist()
+    best = (-1.0, 0.5, 0.0)
+    for w, d in blends:
+        m = vres[blend_name(w, d)]
+        result.validation.append({"content_weight": w, "diversity": d, **m})
+        if m["ndcg@k"] > best[0] + 1e-9:
+            best = (m["ndcg@k"], w, d)
+    result.content_weight, result.diversity = best[1], best[2]
+    # Test: fit on all training photos, score each method on the held-out last trips.
+    model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params).fit(truncate(train))
+    pred = rank_all(model, model.candidates(), k, [(result.content_weight, result.diversity)], dest_ids).cache()
+    pred = pred.withColumn("method", F.when(F.col("method").startswith("blend"), "blend").otherwise(F.col("method")))
+    order = ["popularity", "ALS only", "content only", "blend"]
+    warm = ranking_metrics(pred, relevant.where(~F.col("user_id").isin(cold_ids)), dest_ids, k)
+    result.warm = [{"method": m, **warm[m]} for m in order if m in warm]
+    if cold_ids:
+        cold_res = ranking_metrics(pred, relevant.where(F.col("user_id").isin(cold_ids)), dest_ids, k)
+        result.cold = [{"method": m, **cold_res[m]} for m in order if m in cold_res]
+    pred.unpersist()
+    return result

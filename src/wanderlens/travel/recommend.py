@@ -1,0 +1,296 @@
+"""Travel suggestions: unvisited destinations ranked by a blend of content similarity and collaborative filtering.
+
+Content: a user's profile (mean interest distribution and mean joint-space embedding of their photos) against each
+destination's profile (the same, from the photos taken there and its catalog description). Collaborative: MLlib
+`ALS` with implicit feedback on user x destination visits. Both are turned into per-user percentile ranks and
+blended (`contentWeight`, tuned on validation by `wanderlens.travel.evaluate`); users ALS has never seen are served by
+content alone. A greedy re-rank keeps kinds varied unless the user only photographs one kind, and every suggestion
+carries its reasons in words.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyspark.ml import Estimator, Model
+from pyspark.ml.feature import StringIndexer, StringIndexerModel
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from wanderlens.travel.profiles import cosine_expr, destination_profiles, user_profiles
+from wanderlens.travel.trips import join_words, plural, require_columns
+
+
+class _RecParams(Params):
+    labels = Param(Params._dummy(), "labels", "interest labels: scene classes then attribute labels",
+                   TypeConverters.toListString)
+    sceneCount = Param(Params._dummy(), "sceneCount", "how many of `labels` are scene classes", TypeConverters.toInt)
+    rank = Param(Params._dummy(), "rank", "ALS rank", TypeConverters.toInt)
+    regParam = Param(Params._dummy(), "regParam", "ALS regularisation", TypeConverters.toFloat)
+    alpha = Param(Params._dummy(), "alpha", "ALS implicit confidence scale", TypeConverters.toFloat)
+    maxIter = Param(Params._dummy(), "maxIter", "ALS iterations", TypeConverters.toInt)
+    contentWeight = Param(Params._dummy(), "contentWeight",
+                          "share of content similarity in the blend (the rest is ALS)", TypeConverters.toFloat)
+    interestWeight = Param(Params._dummy(), "interestWeight",
+                           "share of the interest-distribution cosine in content similarity (rest: embedding)",
+                           TypeConverters.toFloat)
+    diversity = Param(Params._dummy(), "diversity", "penalty per already-suggested destination of the same kind",
+                      TypeConverters.toFloat)
+    descriptionWeight = Param(Params._dummy(), "descriptionWeight",
+                              "share of the catalog description in a destination's embedding", TypeConverters.toFloat)
+    seed = Param(Params._dummy(), "seed", "ALS seed", TypeConverters.toInt)
+    numSuggestions = Param(Params._dummy(), "numSuggestions", "suggestions per user (transform)", TypeConverters.toInt)
+
+    def _init_defaults(self) -> None:
+        self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=10.0, maxIter=10, contentWeight=0.5,
+                         interestWeight=0.5, diversity=0.1, descriptionWeight=0.3, seed=0,
+                         numSuggestions=10)
+
+
+class TravelRecommender(Estimator, _RecParams):
+    """Fits profiles and ALS on photos (user_id, destination_id, interest, joint_embedding[, trip_id, taken_at]).
+
+    `catalog` is the destinations table (destination_id, name[, kind, country, description_embedding]);
+    `exclude_from_cf` lists users whose visits ALS must not see (cold-start evaluation).
+    """
+
+    def __init__(self, catalog: DataFrame, exclude_from_cf: list[str] | None = None, **params) -> None:
+        super().__init__()
+        self._init_defaults()
+        self.catalog = catalog
+        self.exclude_from_cf = list(exclude_from_cf or [])
+        self._set(**params)
+
+    def _fit(self, photos: DataFrame) -> TravelRecommenderModel:
+        g = self.getOrDefault
+        require_columns(photos, ["user_id", "destination_id", "interest", "joint_embedding"], "TravelRecommender")
+        labels, sc = list(g("labels")), g("sceneCount")
+        users = user_profiles(photos, labels, sc)
+        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight"))
+        visits = (photos.where(F.col("destination_id").isNotNull())
+                  .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos")))
+        didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(
+            self.catalog.select("destination_id"))
+        cf_visits = visits.where(~F.col("user_id").isin(self.exclude_from_cf)) if self.exclude_from_cf else visits
+        uidx = StringIndexer(inputCol="user_id", outputCol="user_idx", handleInvalid="keep").fit(cf_visits)
+        ratings = didx.transform(uidx.transform(cf_visits)).withColumn("rating", F.log1p("photos"))
+        als = ALS(userCol="user_idx", itemCol="dest_idx", ratingCol="rating", implicitPrefs=True, rank=g("rank"),
+                  regParam=g("regParam"), alpha=g("alpha"), maxIter=g("maxIter"), seed=g("seed"),
+                  coldStartStrategy="nan", nonnegative=True)
+        als_model = als.fit(ratings)
+        model = TravelRecommenderModel(users, dests, visits.select("user_id", "destination_id"), uidx, didx, als_model)
+        return self._copyValues(model)
+
+
+def _percentile(col: str, part: str = "user_id"):
+    w = Window.partitionBy(part).orderBy(F.col(col).asc_nulls_first())
+    return F.when(F.col(col).isNull() | F.isnan(col), F.lit(None)).otherwise(F.percent_rank().over(w))
+
+
+class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
+    """Scores unvisited destinations for users, re-ranks them for variety and explains each suggestion."""
+
+    def __init__(self, users: DataFrame, destinations: DataFrame, visits: DataFrame, user_indexer: StringIndexerModel,
+                 dest_indexer: StringIndexerModel, als_model: ALSModel) -> None:
+        super().__init__()
+        self._init_defaults()
+        self.users, self.destinations, self.visits = users, destinations, visits
+        self.user_indexer, self.dest_indexer, self.als_model = user_indexer, dest_indexer, als_model
+
+    def candidates(self, users: DataFrame | None = None) -> DataFrame:
+        """Every (user, unvisited destination) with `content`, `cf` (null for users ALS never saw), `popularity`
+        and their per-user percentiles `content_pr`, `cf_pr`, `pop_pr`."""
+        g = self.getOrDefault
+        u = self.users if users is None else self.users.join(users.select("user_id").distinct(), "user_id")
+        d = self.destinations
+        pairs = (u.select("user_id", F.col("interest").alias("u_int"), F.col("embedding").alias("u_emb"))
+                 .crossJoin(d.select("destination_id", F.col("interest").alias("d_int"),
+                                     F.col("embedding").alias("d_emb"), F.col("visitors").alias("popularity")))
+                 .join(self.visits, ["user_id", "destination_id"], "left_anti"))
+        iw = float(g("interestWeight"))
+        pairs = pairs.withColumn(
+            "content", F.expr(f"{iw} * {cosine_expr('u_int', 'd_int')} + {1 - iw} * {cosine_expr('u_emb', 'd_emb')}")
+        ).drop("u_int", "u_emb", "d_int", "d_emb")
+        idx = self.dest_indexer.transform(self.user_indexer.transform(pairs))
+        scored = self.als_model.transform(idx).withColumnRenamed("prediction", "cf")
+        scored = scored.withColumn("cf", F.when(F.isnan("cf"), None).otherwise(F.col("cf").cast("double")))
+        scored = scored.drop("user_idx", "dest_idx")
+        return (scored.withColumn("content_pr", _percentile("content")).withColumn("cf_pr", _percentile("cf"))
+                .withColumn("pop_pr", _percentile("popularity")))
+
+    def blend(self, cands: DataFrame, content_weight: float | None = None) -> DataFrame:
+        """Adds `score`: the blend of content and ALS percentiles (content alone where ALS has no opinion)."""
+        w = float(self.getOrDefault("contentWeight") if content_weight is None else content_weight)
+        # Popularity breaks ties between equally ranked candidates only.
+        return cands.withColumn(
+            "score", F.coalesce(w * F.col("content_pr") + (1 - w) * F.col("cf_pr"), F.col("content_pr"))
+            + 1e-3 * F.col("pop_pr"))
+
+    def focus(self) -> DataFrame:
+        """user_id, `focus`: the share of a user's scene interest held by their top scene (1.0: one kind only)."""
+        sc = max(self.getOrDefault("sceneCount"), 1)
+        return self.users.select("user_id", F.expr(
+            f"array_max(slice(interest, 1, {sc})) / greatest(aggregate(slice(interest, 1, {sc}), 0D, "
+            f"(s, v) -> s + v), 1e-9)").alias("focus"))
+
+    def with_context(self, scored: DataFrame) -> DataFrame:
+        """Adds each candidate's destination `kind` and its user's `focus` (what the variety re-rank needs)."""
+        kinds = self.destinations.select("destination_id", "kind")
+        return scored.join(kinds, "destination_id", "left").join(self.focus(), "user_id", "left")
+
+    def rerank(self, scored: DataFrame, k: int, diversity: float | None = None, score_col: str = "score"
+               ) -> DataFrame:
+        """Top-k per user by `score_col`, greedily penalising repeated kinds unless the user only likes one kind;
+        adds `rank` (1-based)."""
+        lam = float(self.getOrDefault("diversity") if diversity is None else diversity)
+        # Keep a few times k per user before the greedy pass (cheap on executors).
+        w = Window.partitionBy("user_id").orderBy(F.desc(score_col), "destination_id")
+        pre = self.with_context(scored.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= 4 * k)
+                                .drop("_r"))
+        out_schema = T.StructType(pre.schema.fields + [T.StructField("rank", T.IntegerType())])
+
+        def greedy(pdf: pd.DataFrame) -> pd.DataFrame:
+            pdf = pdf.sort_values([score_col, "destination_id"], ascending=[False, True]).reset_index(drop=True)
+            lam_u = user_diversity(pdf["focus"].iloc[0], lam)
+            chosen = greedy_pick(pdf[score_col].to_numpy(), pdf["kind"].tolist(), k, lam_u)
+            res = pdf.iloc[chosen].copy()
+            res["rank"] = range(1, len(res) + 1)
+            return res
+
+        return pre.groupBy("user_id").applyInPandas(greedy, out_schema).drop("focus")
+
+    def anchors(self) -> DataFrame:
+        """For each (user, destination): the user's visited place most co-visited with it (for 'also went')."""
+        v = self.visits
+        co = (v.alias("a").join(v.alias("b"), F.col("a.user_id") == F.col("b.user_id"))
+              .where(F.col("a.destination_id") != F.col("b.destination_id"))
+              .groupBy(F.col("a.destination_id").alias("anchor_id"), F.col("b.destination_id").alias("destination_id"))
+              .agg(F.count("*").alias("co_visits")))
+        per_user = v.withColumnRenamed("destination_id", "anchor_id").join(co, "anchor_id")
+        w = Window.partitionBy("user_id", "destination_id").orderBy(F.desc("co_visits"), "anchor_id")
+        names = self.destinations.select(F.col("destination_id").alias("anchor_id"), F.col("name").alias("anchor"))
+        return (per_user.withColumn("_r", F.row_number().over(w)).where("_r = 1").drop("_r")
+                .join(names, "anchor_id", "left").select("user_id", "destination_id", "anchor", "co_visits"))
+
+    def recommend(self, users: DataFrame | None = None, k: int = 10) -> DataFrame:
+        """Suggestions: user_id, rank, destination_id, name, country, kind, score, content, cf, reason."""
+        cands = self.blend(self.candidates(users))
+        top = self.rerank(cands, k)
+        d = self.destinations.select("destination_id", "name", "country", F.col("top_labels").alias("d_labels"))
+        u = self.users.select("user_id", F.col("top_labels").alias("u_labels"))
+        top = top.join(d, "destination_id", "left").join(u, "user_id", "left").join(
+            self.anchors(), ["user_id", "destination_id"], "left")
+        scenes = list(self.getOrDefault("labels"))[: self.getOrDefault("sceneCount")]
+        reason_udf = F.udf(lambda ul, dl, name, anchor, cpr, fpr: suggestion_reason(
+            ul or [], dl or [], name, anchor, cpr, fpr, scenes), T.StringType())
+        top = top.withColumn("reason", reason_udf("u_labels", "d_labels", "name", "anchor", "content_pr", "cf_pr"))
+        return top.select("user_id", "rank", "destination_id", "name", "country", "kind", "score", "content", "cf",
+                          "reason").orderBy("user_id", "rank")
+
+    def _transform(self, users: DataFrame) -> DataFrame:
+        """Suggestions for the users of `users` (a DataFrame with user_id)."""
+        return self.recommend(users, self.getOrDefault("numSuggestions"))
+
+    def write(self) -> MLWriter:
+        return _RecWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _RecReader(cls)
+
+
+def user_diversity(focus: float | None, diversity: float) -> float:
+    """The variety penalty for one user: none for a user whose photos are (almost) all one kind."""
+    f = 0.0 if focus is None or focus != focus else float(focus)
+    return diversity * max(0.0, 1.0 - max(0.0, f - 0.5) / 0.4)
+
+
+def greedy_pick(scores: np.ndarray, kinds: list, k: int, penalty: float) -> list[int]:
+    """Indices of k items chosen greedily by score minus `penalty` per already chosen item of the same kind
+    (`scores` sorted best first; ties keep that order)."""
+    chosen: list[int] = []
+    counts: dict = {}
+    remaining = list(range(len(scores)))
+    while remaining and len(chosen) < k:
+        best = max(remaining, key=lambda i: (scores[i] - penalty * counts.get(kinds[i], 0), -i))
+        chosen.append(best)
+        remaining.remove(best)
+        counts[kinds[best]] = counts.get(kinds[best], 0) + 1
+    return chosen
+
+
+def blend_scores(content_pr: np.ndarray, cf_pr: np.ndarray, pop_pr: np.ndarray, weight: float) -> np.ndarray:
+    """Numpy twin of `TravelRecommenderModel.blend` (content alone where ALS has no opinion)."""
+    mix = weight * content_pr + (1 - weight) * cf_pr
+    return np.where(np.isnan(mix), content_pr, mix) + 1e-3 * np.nan_to_num(pop_pr)
+
+
+def _label_phrase(label: str, scenes: list[str]) -> str:
+    return plural(label) if label in scenes else label.replace("_", " ")
+
+
+def suggestion_reason(user_labels: list[str], dest_labels: list[str], name: str, anchor: str | None,
+                      content_pr: float | None, cf_pr: float | None, scenes: list[str]) -> str:
+    """Why a destination is suggested, in words: shared interests, similar travellers, or both."""
+    parts = []
+    shared = [lbl for lbl in user_labels if lbl in dest_labels][:3]
+    if shared:
+        likes = join_words([_label_phrase(x, scenes) for x in shared])
+        has = {1: "has them too", 2: "has both", 3: "has all three"}[len(shared)]
+        if len(shared) == 1 and shared[0] not in scenes:
+            has = "has it too"
+        parts.append(f"you photograph {likes}; {name} {has}")
+    elif content_pr is not None and content_pr >= 0.6 and dest_labels:
+        what = join_words([_label_phrase(x, scenes) for x in dest_labels[:2]])
+        parts.append(f"{name} looks like your photos ({what})")
+    if cf_pr is not None and cf_pr >= 0.5:
+        if anchor:
+            parts.append(f"travellers who went to {anchor} also went to {name}")
+        else:
+            parts.append(f"travellers with similar photos also went to {name}")
+    if not parts:
+        parts.append(f"{name} is popular with travellers and new to you")
+    s = "; ".join(parts)
+    return s[:1].upper() + s[1:]
+
+
+class _RecWriter(MLWriter):
+    def __init__(self, instance: TravelRecommenderModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        m = self.instance
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        params = {param.name: m.getOrDefault(param) for param in m.params if m.isDefined(param)}
+        (p / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
+        for name, df in (("users", m.users), ("destinations", m.destinations), ("visits", m.visits)):
+            df.write.mode("overwrite").parquet(str(p / name))
+        m.user_indexer.write().overwrite().save(str(p / "user_indexer"))
+        m.dest_indexer.write().overwrite().save(str(p / "dest_indexer"))
+        m.als_model.write().overwrite().save(str(p / "als"))
+
+
+class _RecReader(MLReader):
+    def __init__(self, cls) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> TravelRecommenderModel:
+        spark = SparkSession.getActiveSession() or self.sparkSession
+        p = Path(path)
+        model = TravelRecommenderModel(
+            spark.read.parquet(str(p / "users")), spark.read.parquet(str(p / "destinations")),
+            spark.read.parquet(str(p / "visits")), StringIndexerModel.load(str(p / "user_indexer")),
+            StringIndexerModel.load(str(p / "dest_indexer")), ALSModel.load(str(p / "als")))
+        params = json.loads((p / "params.json").read_text(encoding="utf-8"))
+        model._set(**params)
+        return model
