@@ -345,7 +345,8 @@ def ingest(
     df, rows_in = _with_source_row(raw)
     df = df.withColumn("image_path", _resolve_image(F.trim(F.col("image")), base))
     df = _row_reason(df, specs)
-    parts = max(1, min(spark.sparkContext.defaultParallelism * 4, math.ceil(rows_in / 256)))
+    cores = spark.sparkContext.defaultParallelism
+    parts = max(1, min(rows_in, max(cores, min(cores * 4, math.ceil(rows_in / 500)))))
     schema = T.StructType(df.schema.fields + _PROBE_FIELDS)
     probed = df.repartition(parts).mapInPandas(_probe_batches(int(max_pixels), bool(decode)), schema)
     probed = probed.withColumn("_reason", F.coalesce(F.col("_reason"), F.col("_probe_reason"))).withColumn(
