@@ -10,10 +10,16 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 
 from wanderlens.errors import WanderlensError
+
+try:  # typer >= 0.20 vendors its own click; older releases use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions
+
+_NO_ARGS = getattr(click_exceptions, "NoArgsIsHelpError", None) or click_exceptions.NoArgsIsHelp
 
 app = typer.Typer(
     name="wanderlens",
@@ -55,16 +61,20 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        rv = app(args=argv, standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp:
+        rv = app(args=argv, prog_name="wanderlens", standalone_mode=False)
+    except _NO_ARGS:
         sys.exit(0)
-    except click.exceptions.UsageError as exc:
-        hint = f" (see 'wanderlens {exc.ctx.command_path.split(' ', 1)[-1]} --help')" if exc.ctx else ""
+    except click_exceptions.UsageError as exc:
+        sub = exc.ctx.command_path.split(" ")[1:] if exc.ctx else []
+        hint = f" (see 'wanderlens {' '.join(sub + ['--help'])}')"
         print(f"error: {exc.format_message()}{hint}".replace("\n", " "), file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("error: aborted", file=sys.stderr)
         sys.exit(130)
+    except click_exceptions.ClickException as exc:
+        print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+        sys.exit(exc.exit_code or 1)
     except WanderlensError as exc:
         print(f"error: {exc}".replace("\n", " "), file=sys.stderr)
         sys.exit(2)
