@@ -87,7 +87,9 @@ def test_health_ready_metrics_docs_and_page(client):
     assert 'wanderlens_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "wanderlens_model_version 1" in text
     assert 'wanderlens_request_duration_seconds_bucket{method="GET",route="/healthz",le="+Inf"}' in text
-    assert client.get("/v1/model").json()["metadata"]["version"] == 1
+    meta = client.get("/v1/model").json()["metadata"]
+    assert meta["version"] == 1 and meta["data_snapshot_hash"] and meta["package_version"]
+    assert meta["config"]["maxEpochs"] == 8 and meta["metrics"]["epochs"] >= 1  # read from the saved model
 
 
 # -- describe ----------------------------------------------------------------------------------------------------

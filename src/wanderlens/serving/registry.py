@@ -103,6 +103,26 @@ def _read_optional_json(path: Path) -> Any:
         return None
 
 
+def model_summary(model_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(config, metrics) of a saved MultiTaskModel read without Spark: its Params from the pyspark.ml metadata and
+    the last epoch of its training history (from the one-row `data` table); None where absent."""
+    config = metrics = None
+    parts = sorted((model_dir / "metadata").glob("part-*"))
+    if parts:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            meta = json.loads(parts[0].read_text(encoding="utf-8").splitlines()[0])
+            config = {**meta.get("defaultParamMap", {}), **meta.get("paramMap", {})}
+    if (model_dir / "data").is_dir():
+        with contextlib.suppress(Exception):
+            import pyarrow.parquet as pq
+
+            row = pq.read_table(str(model_dir / "data"), columns=["meta"]).to_pylist()[0]
+            history = json.loads(row["meta"]).get("history") or []
+            if history:
+                metrics = {"epochs": len(history), "last_epoch": history[-1]}
+    return config, metrics
+
+
 class ModelRegistry:
     """Versions of (fitted feature pipeline + MultiTaskModel [+ travel tables]) under `root`, with aliases."""
 
@@ -235,7 +255,8 @@ class ModelRegistry:
         """Copy a fitted feature pipeline and MultiTaskModel (and travel tables) into a new immutable version.
 
         The data snapshot hash is taken from `data_dir` (default: the `features` table beside the pipeline);
-        metrics and config default to `metrics.json` / `config.json` files in the model folder when present.
+        metrics and config default to `metrics.json` / `config.json` in the model folder, else to the model's own
+        Params and the last epoch of its training history.
         """
         feature_pipeline, model = Path(feature_pipeline), Path(model)
         for name, p in (("feature pipeline", feature_pipeline), ("model", model)):
@@ -255,10 +276,15 @@ class ModelRegistry:
             labels = feature_pipeline.parent / "labels.json"
             if labels.is_file():
                 shutil.copy2(labels, art / "labels.json")
+            model_config, model_metrics = model_summary(model)
+            if config is None:
+                config = _read_optional_json(model / "config.json") or model_config
+            if metrics is None:
+                metrics = _read_optional_json(model / "metrics.json") or model_metrics
             meta: dict[str, Any] = {
                 "created": _utc_now(),
-                "config": config if config is not None else _read_optional_json(model / "config.json"),
-                "metrics": metrics if metrics is not None else _read_optional_json(model / "metrics.json"),
+                "config": config,
+                "metrics": metrics,
                 "data_snapshot_hash": data_snapshot_hash(data) if data.is_dir() else None,
                 "data_path": str(data.resolve()) if data.is_dir() else None,
                 "packages": _package_versions(),
