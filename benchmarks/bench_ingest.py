@@ -43,20 +43,17 @@ def plain_loop(manifest: Path, decode: bool) -> int:
 
 
 def spark_probe_only(spark, manifest: Path, decode: bool) -> int:
-    """Only the executor probing (mapInPandas) of ingest, counted: no validation rules, no writes."""
+    """Only the executor probing of ingest (the `ImageProbe` stage), counted: no validation rules, no writes."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
-    from wanderlens.data.ingest import _PROBE_FIELDS, _probe_batches, read_manifest
+    from wanderlens.data.image_probe import ImageProbe
+    from wanderlens.data.ingest import read_manifest
 
-    df = read_manifest(spark, manifest).select(
-        F.concat(F.lit(str(manifest.parent) + "/"), F.col("image")).alias("image_path"),
-        F.lit(None).cast("string").alias("_reason"),
+    paths = read_manifest(spark, manifest).select(
+        F.concat(F.lit(str(manifest.parent) + "/"), F.col("image")).alias("image_path")
     )
-    parts = spark.sparkContext.defaultParallelism * 4
-    schema = T.StructType(df.schema.fields + _PROBE_FIELDS)
-    probed = df.repartition(parts).mapInPandas(_probe_batches(100_000_000, decode), schema)
-    return probed.where(F.col("_probe_reason").isNull()).count()
+    probed = ImageProbe(decode=decode).transform(paths.repartition(spark.sparkContext.defaultParallelism))
+    return probed.where(F.col("probe_reason").isNull()).count()
 
 
 def main() -> None:

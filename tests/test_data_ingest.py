@@ -155,3 +155,29 @@ def test_probe_finds_problems_in_header_only_mode_and_honours_the_cap(corpus):
     assert probe_image(str(img / "good.jpg"), max_pixels=64 * 48).reason is None
     remote = probe_image("s3://bucket/photo.jpg")
     assert remote.reason == "file_missing" and "file://" in remote.detail
+
+
+def test_image_probe_is_a_persistable_pipeline_stage(spark, corpus, tmp_path):
+    from pyspark.ml import Pipeline, PipelineModel
+
+    from wanderlens.data.image_probe import ImageProbe
+
+    img = corpus[0] / "img"
+    probe = ImageProbe(inputCol="path", maxPixels=5000, decode=False)
+    model = Pipeline(stages=[probe]).fit(spark.range(1))
+    model.write().overwrite().save(str(tmp_path / "pipeline"))
+    loaded = PipelineModel.load(str(tmp_path / "pipeline")).stages[0]
+    assert isinstance(loaded, ImageProbe)
+    assert (loaded.getInputCol(), loaded.getOrDefault("maxPixels"), loaded.getOrDefault("decode")) == ("path", 5000,
+                                                                                                      False)
+    df = spark.createDataFrame([(str(img / "good.jpg"),), (str(img / "alpha.png"),), (str(img / "bomb.png"),),
+                                (None,)], "path string")
+    got = {r["path"]: r for r in loaded.transform(df).collect()}
+    good = got[str(img / "good.jpg")]
+    assert (good["width"], good["height"], good["format"], good["probe_reason"]) == (64, 48, "JPEG", None)
+    assert good["sha256"] == __import__("hashlib").sha256((img / "good.jpg").read_bytes()).hexdigest()
+    assert got[str(img / "alpha.png")]["probe_reason"] is None
+    assert got[str(img / "bomb.png")]["probe_reason"] == "decompression_bomb"
+    assert got[None]["sha256"] is None and got[None]["probe_reason"] is None
+    with pytest.raises(InputError, match="column\\(s\\) image_path not in the table"):
+        ImageProbe().transform(df)

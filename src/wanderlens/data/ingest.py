@@ -10,17 +10,16 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.data.probe import DEFAULT_MAX_PIXELS, probe_image
+from wanderlens.data.image_probe import ImageProbe
+from wanderlens.data.probe import DEFAULT_MAX_PIXELS
 from wanderlens.data.schema import (
     IMAGE_COLUMNS,
     LIST_SEPARATOR,
@@ -40,15 +39,6 @@ from wanderlens.errors import InputError
 from wanderlens.io import atomic_write_parquet, read_json, write_json
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_PROBE_FIELDS = [
-    T.StructField("width", T.IntegerType()),
-    T.StructField("height", T.IntegerType()),
-    T.StructField("format", T.StringType()),
-    T.StructField("num_bytes", T.LongType()),
-    T.StructField("sha256", T.StringType()),
-    T.StructField("_probe_reason", T.StringType()),
-    T.StructField("_probe_detail", T.StringType()),
-]
 _BINARY_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0, "no": 0.0, "yes": 1.0}
 
 
@@ -226,26 +216,6 @@ def _row_reason(df: DataFrame, specs: dict[str, LabelSpec]) -> DataFrame:
     return df.withColumn("_reason", reason).withColumn("_detail", detail_col)
 
 
-def _probe_batches(max_pixels: int, decode: bool):
-    """The mapInPandas function: probe each row's image unless the row is already rejected."""
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for pdf in batches:
-            results = []
-            for path, pre in zip(pdf["image_path"], pdf["_reason"], strict=True):
-                if pre is not None and not (isinstance(pre, float) and math.isnan(pre)):
-                    results.append((None, None, None, None, None, None, None))
-                    continue
-                r = probe_image(path, max_pixels=max_pixels, decode=decode)
-                results.append((r.width, r.height, r.format, r.num_bytes, r.sha256, r.reason, r.detail))
-            extra = pd.DataFrame(results, columns=[f.name for f in _PROBE_FIELDS], index=pdf.index)
-            for col in ("width", "height", "num_bytes"):
-                extra[col] = extra[col].astype("Int64")
-            yield pd.concat([pdf, extra], axis=1)
-
-    return run
-
-
 def _typed_photos(df: DataFrame, manifest_cols: list[str], specs: dict[str, LabelSpec]) -> DataFrame:
     """Cast the kept rows to the photos-table contract (docs/architecture.md)."""
 
@@ -298,7 +268,7 @@ def resolve_labels(labels: Any, manifest: str) -> dict[str, LabelSpec]:
     if labels is None:
         if _URI.match(manifest):
             return {}
-        folder = Path(manifest).parent if not Path(manifest).is_dir() else Path(manifest).parent
+        folder = Path(manifest).parent
         for name in ("labels.yaml", "labels.yml", "labels.json"):
             if (folder / name).is_file():
                 return load_labels(folder / name)
@@ -347,10 +317,12 @@ def ingest(
     df = _row_reason(df, specs)
     cores = spark.sparkContext.defaultParallelism
     parts = max(1, min(rows_in, max(cores, min(cores * 4, math.ceil(rows_in / 500)))))
-    schema = T.StructType(df.schema.fields + _PROBE_FIELDS)
-    probed = df.repartition(parts).mapInPandas(_probe_batches(int(max_pixels), bool(decode)), schema)
-    probed = probed.withColumn("_reason", F.coalesce(F.col("_reason"), F.col("_probe_reason"))).withColumn(
-        "_detail", F.coalesce(F.col("_detail"), F.col("_probe_detail"))
+    probe = ImageProbe(inputCol="image_path", maxPixels=int(max_pixels), decode=bool(decode), skipCol="_reason")
+    probed = probe.transform(df.repartition(parts))
+    probed = (
+        probed.withColumn("_reason", F.coalesce(F.col("_reason"), F.col("probe_reason")))
+        .withColumn("_detail", F.coalesce(F.col("_detail"), F.col("probe_detail")))
+        .drop("probe_reason", "probe_detail")
     )
     # rank only among usable rows, so a broken first copy does not push out a good later one
     usable = Window.partitionBy(F.trim(F.col("photo_id")), F.col("_reason").isNull()).orderBy("source_row")
@@ -376,9 +348,8 @@ def ingest(
             F.col("_detail").alias("detail"),
             F.col("source_row"),
         )
-        dest = out if out is not None else None
-        photos_path = str(dest / "photos") if dest else f"{str(out_dir).rstrip('/')}/photos"
-        quarantine_path = str(dest / "quarantine") if dest else f"{str(out_dir).rstrip('/')}/quarantine"
+        root = str(out) if out is not None else str(out_dir).rstrip("/")
+        photos_path, quarantine_path = f"{root}/photos", f"{root}/quarantine"
         atomic_write_parquet(kept, photos_path)
         atomic_write_parquet(quarantined.coalesce(1).sortWithinPartitions("source_row"), quarantine_path)
         tally = judged.groupBy("_reason").agg(F.count(F.lit(1)).alias("n")).collect()
