@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -401,7 +402,8 @@ def generate_sample(
     workers = workers or min(len(jobs) // 100 + 1, os.cpu_count() or 1)
     done = 0
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver: never fork a process that may hold a JVM gateway and its threads (tests, notebooks)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
             for _ in pool.map(_render_one, jobs, chunksize=16):
                 done += 1
                 if progress and done % 25 == 0:
