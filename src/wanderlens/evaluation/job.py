@@ -62,18 +62,6 @@ DEFAULTS: dict[str, Any] = {
     "photos_dir": None,
 }
 
-# MultiTaskClassifier Params settable from the config's `model` section (snake_case or the Param's own name).
-_MODEL_KEYS = {
-    "architecture": "architecture", "expert_hidden": "expertHidden", "tower_hidden": "towerHidden",
-    "num_experts": "numExperts", "num_shared_experts": "numSharedExperts", "num_levels": "numLevels",
-    "dropout": "dropout", "loss_weighting": "lossWeighting", "weighting": "lossWeighting",
-    "gradnorm_alpha": "gradnormAlpha", "dwa_temperature": "dwaTemperature", "optimizer": "optimizer",
-    "learning_rate": "learningRate", "lr": "learningRate", "weight_decay": "weightDecay", "epochs": "maxEpochs",
-    "max_epochs": "maxEpochs", "batch_size": "batchSize", "patience": "patience", "monitor": "monitor",
-    "class_weights": "classWeights", "num_processes": "numProcesses",
-}
-
-
 def evaluation_config(config: dict[str, Any] | None) -> dict[str, Any]:
     """The `evaluation` section of a wanderlens config over the defaults, checked."""
     section = dict((config or {}).get("evaluation") or {})
@@ -95,28 +83,21 @@ def evaluation_config(config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def model_params(config: dict[str, Any] | None) -> dict[str, Any]:
-    """MultiTaskClassifier Params from the config's `model` (and `training`) sections."""
-    params: dict[str, Any] = {}
-    for section in ("model", "training"):
-        for key, value in ((config or {}).get(section) or {}).items():
-            if key in _MODEL_KEYS:
-                params[_MODEL_KEYS[key]] = value
-            elif key in set(_MODEL_KEYS.values()):
-                params[key] = value
+    """MultiTaskClassifier Params from the config's `model` and `training` sections (as `wanderlens train` reads
+    them), less those the comparison sets itself: seed, inputs, validation rows and checkpoints."""
+    from wanderlens.mtl.train import estimator_params
+
+    params = estimator_params(config or {})
+    for own in ("seed", "featuresCols", "validationFraction", "validationIndicatorCol", "checkpointDir"):
+        params.pop(own, None)
     return params
 
 
-def _tasks(spark: SparkSession, df: DataFrame, features_dir: Path, config: dict[str, Any]) -> list[Any]:
+def _tasks(df: DataFrame, features_dir: Path, config: dict[str, Any]) -> list[Any]:
     from wanderlens.mtl.data import infer_classes
-    from wanderlens.mtl.tasks import TaskSpec, parse_tasks
+    from wanderlens.mtl.train import config_tasks
 
-    if config.get("tasks"):
-        tasks = parse_tasks(config["tasks"])
-    elif (features_dir / "labels.json").is_file():
-        tasks = TaskSpec.from_labels(read_json(features_dir / "labels.json"))
-    else:
-        raise InputError(f"no tasks: {features_dir}/labels.json is missing and the config has no 'tasks' list")
-    return infer_classes(df, tasks)
+    return infer_classes(df, config_tasks(features_dir, config))
 
 
 def _read_features(spark: SparkSession, features_dir: Path) -> DataFrame:
@@ -486,7 +467,7 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: dict[str
     from wanderlens.mtl.tasks import index_labels
 
     raw = _read_features(spark, features_dir)
-    tasks = _tasks(spark, raw, features_dir, config)
+    tasks = _tasks(raw, features_dir, config)
     etasks = [EvalTask.of(t) for t in tasks]
     fcol = cfg["features_col"]
     if fcol not in raw.columns:
