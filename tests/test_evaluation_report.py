@@ -141,7 +141,7 @@ def render_in_chromium(page: Path, screenshot: Path) -> list[str]:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(_chromium() is None, reason="chromium missing (make test installs it via tools/ensure_test_deps.py)")
+@pytest.mark.skipif(_chromium() is None, reason="chromium missing (make test installs it: tools/ensure_test_deps.py)")
 def test_report_opens_in_headless_chromium_without_console_errors(evaluated, artifacts_dir, tmp_path):
     report, _, _ = evaluated
     # The check itself can fail: a page with a console error and a broken script is caught.
