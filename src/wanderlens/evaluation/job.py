@@ -414,31 +414,30 @@ def _training_figures(history: list[dict[str, Any]], tasks: list[Any]) -> list[F
 
 
 def print_comparison(summary: pd.DataFrame, delta_table: pd.DataFrame, console: Console) -> None:
-    """The comparison table and Δm table on the terminal."""
+    """The comparison table and the Δm table on the terminal (compact: mean±std, n seeds in the title)."""
     tasks = list(dict.fromkeys(summary["task"]))
-    table = Table(title="test split: main metric per task, mean ± std over seeds")
+    n = int(summary["seeds"].max()) if len(summary) else 0
+    table = Table(title=f"test split: main metric per task, mean±std over {n} seed(s)")
     table.add_column("variant")
     for t in tasks:
-        table.add_column(f"{t} ({summary[summary['task'] == t]['metric'].iloc[0]})", justify="right")
+        table.add_column(f"{t}\n{summary[summary['task'] == t]['metric'].iloc[0]}", justify="right")
     for v in dict.fromkeys(summary["variant"]):
         cells = []
         for t in tasks:
             hit = summary[(summary["variant"] == v) & (summary["task"] == t)]
-            cells.append(f"{hit['mean'].iloc[0]:.4f} ± {hit['std'].iloc[0]:.4f} (n={hit['seeds'].iloc[0]})"
-                         if len(hit) else "–")
+            cells.append(f"{hit['mean'].iloc[0]:.3f}±{hit['std'].iloc[0]:.3f}" if len(hit) else "–")
         table.add_row(v, *cells)
     console.print(table)
     if len(delta_table):
-        dt = Table(title="Δm: mean relative improvement of the candidate over the baseline across tasks")
+        dt = Table(title="Δm: mean relative improvement, candidate over baseline (+ = candidate better)")
         dt.add_column("comparison")
         dt.add_column("Δm", justify="right")
         task_cols = [c for c in delta_table.columns if c.startswith("Δ ")]
         for c in task_cols:
-            dt.add_column(c, justify="right")
-        dt.add_column("verdict")
+            dt.add_column(c[2:], justify="right")
         for r in delta_table.to_dict("records"):
-            dt.add_row(r["comparison"], f"{r['delta_m_mean'] * 100:+.2f}% ± {r['delta_m_std'] * 100:.2f}",
-                       *[f"{r[c] * 100:+.2f}%" if not math.isnan(r[c]) else "–" for c in task_cols], r["verdict"])
+            dt.add_row(r["comparison"], f"{r['delta_m_mean'] * 100:+.1f}%±{r['delta_m_std'] * 100:.1f}",
+                       *[f"{r[c] * 100:+.1f}%" if not math.isnan(r[c]) else "–" for c in task_cols])
         console.print(dt)
 
 
