@@ -76,17 +76,28 @@ def describe_photo(
     fact: float = 0.8,
     likely: float = 0.5,
     possible: float = 0.3,
-    imagenet_min: float = 0.15,
+    imagenet_min: float = 0.25,
     scene_task: str = "scene",
     attribute_task: str = "attributes",
+    time_of_day_probs: list[tuple[str, float]] | None = None,
+    time_task: str = "time_of_day",
 ) -> tuple[str, list[dict[str, Any]]]:
     """Return (description, claims) for one photo.
 
     `scene`: (class, probability) for every class of the multiclass task; `attributes`: (label, probability) of
-    the multi-label task; `imagenet`: top ImageNet labels; `captions`: nearest training captions.
+    the multi-label task; `time_of_day_probs`: a predicted time-of-day task (e.g. day/sunset/night); `imagenet`: top
+    ImageNet labels; `local_hour`: the camera clock; `captions`: nearest training captions.
     Claims are dicts (task, label, probability, stated in {"fact", "hedged"}).
     """
     claims: list[dict[str, Any]] = []
+    when_model = None
+    if time_of_day_probs:
+        label, p = max(time_of_day_probs, key=lambda x: x[1])
+        if p >= likely:
+            stated = "fact" if p >= fact else "hedged"
+            claims.append({"task": time_task, "label": label, "probability": float(p), "stated": stated})
+            phrase = TIME_ATTRIBUTES.get(label, "in daylight" if label == "day" else f"at {label}")
+            when_model = phrase if stated == "fact" else "probably " + phrase
     # Sentence one: what, when, where.
     subject = "a photo"
     if scene:
@@ -104,7 +115,7 @@ def describe_photo(
             claims.append({"task": scene_task, "label": top, "probability": float(p), "stated": "hedged"})
     sure, maybe, when = [], [], None
     for label, p in sorted(attributes or [], key=lambda x: -x[1]):
-        if p < likely:
+        if p < likely or (label in TIME_ATTRIBUTES and when_model is not None):
             continue
         stated = "fact" if p >= fact else "hedged"
         claims.append({"task": attribute_task, "label": label, "probability": float(p), "stated": stated})
@@ -118,7 +129,7 @@ def describe_photo(
         text += " with " + join_words(sure)
     if maybe:
         text += (", probably" if sure else " probably") + " with " + join_words(maybe)
-    when = when or time_of_day(local_hour)
+    when = when_model or when or time_of_day(local_hour)
     if when:
         text += " " + when
     if place:
@@ -139,13 +150,6 @@ def describe_photo(
     return " ".join(sentences), claims
 
 
-def local_solar_hour(taken_at_utc_hour: float | None, longitude: float | None) -> float | None:
-    """Approximate local hour from a UTC hour and the longitude (15 degrees an hour); UTC when no longitude."""
-    if taken_at_utc_hour is None:
-        return None
-    return (taken_at_utc_hour + (longitude or 0.0) / 15.0) % 24
-
-
 class DescriptionBuilder(Transformer, DefaultParamsReadable, DefaultParamsWritable):
     """Adds `description` (one or two sentences) and `claims` (what the description asserts, and how firmly)."""
 
@@ -161,6 +165,10 @@ class DescriptionBuilder(Transformer, DefaultParamsReadable, DefaultParamsWritab
                             TypeConverters.toFloat)
     possibleThreshold = Param(Params._dummy(), "possibleThreshold", "probability from which a scene gets 'perhaps'",
                               TypeConverters.toFloat)
+    timeTask = Param(Params._dummy(), "timeTask", "multiclass task giving the time of day (optional)",
+                     TypeConverters.toString)
+    timeClasses = Param(Params._dummy(), "timeClasses", "class names of the time-of-day task",
+                        TypeConverters.toListString)
     placeCol = Param(Params._dummy(), "placeCol", "column with the place name (optional)", TypeConverters.toString)
     captionsCol = Param(Params._dummy(), "captionsCol", "column with nearest captions (optional)",
                         TypeConverters.toString)
@@ -170,12 +178,14 @@ class DescriptionBuilder(Transformer, DefaultParamsReadable, DefaultParamsWritab
     @keyword_only
     def __init__(self, *, sceneTask: str = "scene", sceneClasses: list[str] | None = None,
                  attributeTask: str = "attributes", attributeClasses: list[str] | None = None,
-                 factThreshold: float = 0.8, likelyThreshold: float = 0.5, possibleThreshold: float = 0.3,
+                 timeTask: str = "time_of_day", timeClasses: list[str] | None = None, factThreshold: float = 0.8,
+                 likelyThreshold: float = 0.5, possibleThreshold: float = 0.3,
                  placeCol: str = "place", captionsCol: str = "nearest_captions", outputCol: str = "description",
                  claimsCol: str = "claims") -> None:
         super().__init__()
         self._setDefault(sceneTask="scene", sceneClasses=[], attributeTask="attributes", attributeClasses=[],
-                         factThreshold=0.8, likelyThreshold=0.5, possibleThreshold=0.3, placeCol="place",
+                         timeTask="time_of_day", timeClasses=[], factThreshold=0.8, likelyThreshold=0.5,
+                         possibleThreshold=0.3, placeCol="place",
                          captionsCol="nearest_captions", outputCol="description", claimsCol="claims")
         kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None}
         self._set(**kwargs)
@@ -184,6 +194,7 @@ class DescriptionBuilder(Transformer, DefaultParamsReadable, DefaultParamsWritab
         g = self.getOrDefault
         st, at = g("sceneTask"), g("attributeTask")
         s_classes, a_classes = list(g("sceneClasses")), list(g("attributeClasses"))
+        tt, t_classes = g("timeTask"), list(g("timeClasses"))
         fact, likely, possible = g("factThreshold"), g("likelyThreshold"), g("possibleThreshold")
 
         def col_or_null(name: str, typ: str):
@@ -193,22 +204,25 @@ class DescriptionBuilder(Transformer, DefaultParamsReadable, DefaultParamsWritab
                   if f"{st}_probability" in df.columns and s_classes else F.lit(None).cast("array<double>"))
         a_prob = (vector_to_array(F.col(f"{at}_probability"), "float64")
                   if f"{at}_probability" in df.columns and a_classes else F.lit(None).cast("array<double>"))
+        t_prob = (vector_to_array(F.col(f"{tt}_probability"), "float64")
+                  if f"{tt}_probability" in df.columns and t_classes else F.lit(None).cast("array<double>"))
         tags = col_or_null("image_tags", "array<struct<label:string,prob:double>>")
         hour = (F.hour("taken_at") + F.minute("taken_at") / 60.0) if "taken_at" in df.columns else F.lit(None)
-        lon = col_or_null("longitude", "double")
 
-        def build(sp, ap, tg, hr, ln, place, caps):
+        def build(sp, ap, tp, tg, hr, place, caps):
             scene = list(zip(s_classes, sp, strict=False)) if sp is not None else None
             attrs = list(zip(a_classes, ap, strict=False)) if ap is not None else None
             inet = [(t["label"], t["prob"]) for t in tg] if tg is not None else None
+            tod = list(zip(t_classes, tp, strict=False)) if tp is not None else None
             text, claims = describe_photo(
-                scene, attrs, inet, local_solar_hour(hr, ln), place, list(caps) if caps is not None else None,
+                scene, attrs, inet, hr, place, list(caps) if caps is not None else None,
                 fact=fact, likely=likely, possible=possible, scene_task=st, attribute_task=at,
+                time_of_day_probs=tod, time_task=tt,
             )
             return text, claims
 
         udf = F.udf(build, DESCRIPTION_TYPE)
-        out = df.withColumn("_desc", udf(s_prob, a_prob, tags, hour.cast("double"), lon,
+        out = df.withColumn("_desc", udf(s_prob, a_prob, t_prob, tags, hour.cast("double"),
                                          col_or_null(g("placeCol"), "string"),
                                          col_or_null(g("captionsCol"), "array<string>")))
         return out.withColumn(g("outputCol"), F.col("_desc.description")).withColumn(

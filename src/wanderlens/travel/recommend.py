@@ -72,10 +72,11 @@ class TravelRecommender(Estimator, _RecParams):
         g = self.getOrDefault
         require_columns(photos, ["user_id", "destination_id", "interest", "joint_embedding"], "TravelRecommender")
         labels, sc = list(g("labels")), g("sceneCount")
-        users = user_profiles(photos, labels, sc)
-        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight"))
+        # Profiles and visits are small and read many times (scoring, reasons, saving): keep them cached.
+        users = user_profiles(photos, labels, sc).cache()
+        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight")).cache()
         visits = (photos.where(F.col("destination_id").isNotNull())
-                  .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos")))
+                  .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos"))).cache()
         didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(
             self.catalog.select("destination_id"))
         cf_visits = visits.where(~F.col("user_id").isin(self.exclude_from_cf)) if self.exclude_from_cf else visits
