@@ -8,6 +8,7 @@ Goal: time per photo at 8k at most 1.25x that at 1k, driver memory flat. Last li
 
     python benchmarks/bench_scale.py                              # sample of 8k photos generated once, reused
     python benchmarks/bench_scale.py --sizes 500,1000 --work runs/bench_scale_small
+    python benchmarks/bench_scale.py --sizes 250,500,1000 --from-runs   # re-print from WORK/run-N/run.json
 """
 
 from __future__ import annotations
@@ -88,10 +89,17 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-memory", default="2g")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--from-runs", action="store_true",
+                        help="print the table from an earlier invocation's WORK/run-N/run.json instead of running")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    runs: dict[int, dict] = {}
+    if args.from_runs:
+        for n in sizes:
+            runs[n] = json.loads((work / f"run-{n}" / "run.json").read_text())
+        return report(runs, sizes, work)
     manifests = sample_manifests(work, sizes, args.seed)
     config = work / "config.json"
     config.write_text(json.dumps(CONFIG))
@@ -99,7 +107,6 @@ def main() -> int:
     from wanderlens.cluster.standalone import StandaloneCluster
 
     cluster = StandaloneCluster(work / "cluster")
-    runs: dict[int, dict] = {}
     with cluster:
         cluster.start(workers=args.workers, cores=1, memory=args.worker_memory, port=None, webui_port=None)
         print(f"cluster {cluster.master_url}: {args.workers} workers x 1 core x {args.worker_memory}", flush=True)
@@ -107,7 +114,11 @@ def main() -> int:
             t0 = time.perf_counter()
             runs[n] = run_size(n, manifests[n], work, cluster.master_url, config)
             print(f"  {n} photos: {time.perf_counter() - t0:.0f}s", flush=True)
+    return report(runs, sizes, work)
 
+
+def report(runs: dict[int, dict], sizes: list[int], work: Path) -> int:
+    """Print the side-by-side table and ratios against the first size; save WORK/results.json."""
     base = sizes[0]
 
     def per_photo(n: int) -> float:
@@ -127,7 +138,7 @@ def main() -> int:
               f" {mem['jvm_heap_peak_mb'] / base_mem['jvm_heap_peak_mb']:>7.2f}")
     summary = {n: {"per_photo_ms": 1000 * per_photo(n), **runs[n]["driver_memory"],
                    **{f"{s}_seconds": runs[n]["stages"][s]["seconds"] for s in STAGES},
-                   "session_seconds": runs[n]["session_seconds"], "wall_seconds": runs[n]["wall_seconds"]}
+                   "session_seconds": runs[n]["session_seconds"], "wall_seconds": runs[n].get("wall_seconds")}
                for n in sizes}
     (work / "results.json").write_text(json.dumps(summary, indent=2))
     top = sizes[-1]

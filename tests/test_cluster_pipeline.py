@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 # thread counts, so only float summation order could differ. Features: ONNX/torch run with other thread layouts.
 METRIC_TOLERANCE = 1e-3
 FEATURE_TOLERANCE = 1e-4
-EPOCHS = 6
+EPOCHS = 10
 CONFIG: dict[str, Any] = {
     "model": dict(DEFAULT_CONFIG["model"]),
     "training": {**DEFAULT_CONFIG["training"], "epochs": EPOCHS, "batch_size": 16},
@@ -91,8 +91,23 @@ def _checkpoint_epoch(ckpt: Path) -> int | None:
         return None
 
 
-def _training_processes(cluster: StandaloneCluster) -> list[int]:
-    """TorchDistributor's torchrun launchers on the workers and the training ranks they started."""
+_versions: set[tuple[int, int]] = set()
+
+
+def _count_checkpoints(ckpt: Path, wanted: int) -> int | None:
+    """Count the distinct last.pt files seen so far (one per finished epoch); the count once it reaches `wanted`."""
+    try:
+        st = os.stat(ckpt / "last.pt")
+        _versions.add((st.st_ino, st.st_mtime_ns))
+    except FileNotFoundError:
+        pass
+    time.sleep(0.005)
+    return len(_versions) if len(_versions) >= wanted else None
+
+
+def _training_processes(cluster: StandaloneCluster, ranks: int = 0) -> list[int]:
+    """TorchDistributor's torchrun launchers on the workers and the training ranks they started (empty until
+    `ranks` launchers each have a child)."""
     members = [pid for i in (1, 2) for pid in _session_members(cluster.worker_pid(i))]
     parent, launchers = {}, []
     for pid in members:
@@ -103,6 +118,8 @@ def _training_processes(cluster: StandaloneCluster) -> list[int]:
             continue
         if b"torch.distributed.run" in cmd or b"torchrun" in cmd:
             launchers.append(pid)
+    if ranks and (len(launchers) < ranks or any(pid not in parent.values() for pid in launchers)):
+        return []
     found = set(launchers)
     while True:
         more = {pid for pid, ppid in parent.items() if ppid in found} - found
@@ -143,13 +160,17 @@ def cluster_run(cluster: StandaloneCluster, sample_dir: Path, tmp_path_factory) 
         seen["worker_killed_at"] = time.time()
         cluster.start_worker(2)  # a replacement machine joins; the lost task is retried meanwhile
 
-        _until(lambda: (_checkpoint_epoch(ckpt) or -1) >= 1, proc, log, "two training epochs", poll=0.05)
+        # Training ranks are found before the kill moment, which then only needs a cheap stat() poll: epochs take
+        # a fraction of a second, and every checkpoint replaces last.pt (a new inode per epoch).
+        training = _until(lambda: _training_processes(cluster, ranks=2), proc, log, "the training ranks to start",
+                          poll=0.2)
+        checkpoints = _until(lambda: _count_checkpoints(ckpt, 2), proc, log, "two training epochs", poll=0.0)
         # The whole job dies at once: the driver (with its JVM) and the training ranks on the workers.
-        training = _training_processes(cluster)
         os.killpg(proc.pid, signal.SIGKILL)
         for pid in training:
             os.kill(pid, signal.SIGKILL)
         proc.wait()
+        seen["checkpoints_seen"] = checkpoints
         seen["training_processes_killed"] = len(training)
         seen["model_saved_at_kill"] = (out / "model").exists()
     finally:
