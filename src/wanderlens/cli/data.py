@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from wanderlens.data.sample import generate_sample
 
         with Progress(SpinnerColumn(), TextColumn("rendering photos"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console) as progress:
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task("render", total=photos)
             summary = generate_sample(out, photos=photos, users=users, seed=seed,
                                       progress=lambda done, total: progress.update(task, completed=done, total=total))
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         if not manifest.exists():
             raise InputError(f"manifest not found: {manifest} (pass an existing .csv, .jsonl or .parquet file)")
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console) as progress:
+                      console=console, transient=True) as progress:
             task = progress.add_task("starting Spark", total=None)
             spark = get_spark(master=master, app_name="wanderlens-ingest", driver_memory=driver_memory)
             progress.update(task, description="ingesting (opening every image on the executors)")
