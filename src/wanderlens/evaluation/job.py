@@ -517,8 +517,11 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: dict[str
             for t in tasks:
                 notify(f"seed {seed}: single-task model for {t.name}")
                 t0 = time.perf_counter()
+                # A task-named early-stopping monitor only exists in that task's own fit.
+                monitor = params.get("monitor", "loss")
+                own = {"monitor": "loss"} if monitor not in ("loss", "metric", t.name) else {}
                 single = _fit_mtl(fit_rows.where(F.col(f"{t.name}_label").isNotNull()), [t], fcol, params, seed,
-                                  architecture="single_task")
+                                  architecture="single_task", **own)
                 secs += time.perf_counter() - t0
                 parts.append(_evaluate(single.transform(test), [t]))
             record(SINGLE_FUSED, seed, pd.concat(parts, ignore_index=True), secs)
