@@ -20,6 +20,8 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"type", "size", "indices", "values"}:  # a Spark ML vector
+        return _dense(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -107,6 +109,16 @@ class TravelTables:
             meta = self.photos.get(str(hit.get("photo_id")), {})
             out.append({**{k2: meta.get(k2) for k2 in ("caption", "description", "destination_id")}, **hit})
         return out
+
+
+def _dense(vector: dict[str, Any]) -> list[float]:
+    """A Spark ML vector as Parquet stores it (struct type/size/indices/values) -> dense list of floats."""
+    if int(vector["type"]) == 1:
+        return [float(v) for v in vector["values"]]
+    out = [0.0] * int(vector["size"])
+    for i, v in zip(vector["indices"], vector["values"], strict=True):
+        out[int(i)] = float(v)
+    return out
 
 
 def _is_vector(value: Any) -> bool:
