@@ -26,19 +26,20 @@ from wanderlens.mtl.tasks import TaskSpec, label_index_expr
 FEATURES = "__features"
 
 
-def feature_array(df: DataFrame, cols: list[str]) -> Column:
-    """One array<float> from the feature columns, in order (vectors, numeric arrays or numeric scalars)."""
+def feature_array(df: DataFrame, cols: list[str], dtype: str = "float") -> Column:
+    """One array<float> (or array<double>) from the feature columns, in order (vectors, numeric arrays or
+    numeric scalars)."""
     parts = []
     for c in cols:
         if c not in df.columns:
             raise InputError(f"feature column {c!r} is missing; the DataFrame has {', '.join(df.columns)}")
         dt = df.schema[c].dataType
         if isinstance(dt, VectorUDT):
-            parts.append(vector_to_array(F.col(c), "float32"))
+            parts.append(vector_to_array(F.col(c), "float32" if dtype == "float" else "float64"))
         elif isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.NumericType):
-            parts.append(F.col(c).cast("array<float>"))
+            parts.append(F.col(c).cast(f"array<{dtype}>"))
         elif isinstance(dt, T.NumericType):
-            parts.append(F.array(F.col(c).cast("float")))
+            parts.append(F.array(F.col(c).cast(dtype)))
         else:
             raise InputError(
                 f"feature column {c!r} has type {dt.simpleString()}; use a vector, numeric array or number"

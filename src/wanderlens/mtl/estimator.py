@@ -304,6 +304,9 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
         meta = self._meta
         dim = int(meta["input_dim"])
         spark = dataset.sparkSession
+        # Spark 4.3 hands Arrow UDFs the scan's columnar batches whole, and fails on any vector (UDT) column in
+        # them (e.g. a features table read from Parquet); the row path converts only the UDF's input.
+        spark.conf.set("spark.sql.execution.arrow.pythonUDF.columnarInput.enabled", "false")
         if self._bcast is None:
             self._bcast = spark.sparkContext.broadcast((self._meta_json, self._weights))
         bcast = self._bcast
@@ -327,7 +330,7 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
                 lengths = {len(v) for v in s}
                 if lengths != {dim}:
                     raise InputError(f"feature vectors have length {sorted(lengths)}; this model needs {dim}")
-                x = np.stack(s.to_numpy()).astype(np.float32)
+                x = np.stack(s.to_numpy()).astype(np.float64)
                 full = model.predict_full(x)
                 cols: dict[str, Any] = {}
                 for name in names:
@@ -342,7 +345,7 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
         if missing:
             raise InputError(f"feature columns {missing} are missing from the DataFrame to transform")
         tmp = "__mtl_out"
-        out = dataset.withColumn(tmp, score(feature_array(dataset, self.getOrDefault(self.featuresCols))))
+        out = dataset.withColumn(tmp, score(feature_array(dataset, self.getOrDefault(self.featuresCols), "double")))
         for t in tasks:
             out = out.withColumn(f"{t.name}_prediction", F.col(f"{tmp}.{t.name}_prediction"))
             if t.type != "regression":

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -30,7 +31,7 @@ class LocalMultiTaskModel:
         self.input_dim = int(input_dim)
         self.net = build_network(self.arch, self.input_dim, [t.num_outputs for t in self.tasks])
         self.net.load_state_dict(state)
-        self.net.eval()
+        self.net.double().eval()
 
     @staticmethod
     def from_bytes(meta_json: str, weights: bytes) -> LocalMultiTaskModel:
@@ -51,13 +52,16 @@ class LocalMultiTaskModel:
 
     def raw_outputs(self, features: np.ndarray) -> list[np.ndarray]:
         """Network outputs per task (logits; values for regression) as float64 arrays."""
-        x = np.asarray(features, dtype=np.float32)
+        x = np.asarray(features, dtype=np.float64)
         if x.ndim == 1:
             x = x.reshape(1, -1)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise InputError(f"features must be rows of length {self.input_dim}, got shape {tuple(x.shape)}")
+        # Computed in float64 and rounded to float32: the result no longer depends on batch size or thread
+        # count (BLAS reduction order), so this and the Spark UDF give identical numbers.
         with torch.no_grad():
-            outs = self.net(torch.from_numpy(np.ascontiguousarray(x)))
+            outs = self.net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)))
+        outs = [o.float() for o in outs]
         return [o.double().numpy() for o in outs]
 
     def predict_full(self, features: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -100,11 +104,10 @@ def cached_model(key: str, meta_json: str, weights: bytes) -> LocalMultiTaskMode
 
 
 def _find_model_dir(path: str) -> str:
-    meta_file = os.path.join(path, "metadata", "part-00000")
-    if os.path.exists(meta_file):
+    for meta_file in sorted(glob.glob(os.path.join(path, "metadata", "part-*"))):
         with open(meta_file, encoding="utf-8") as fh:
-            cls = json.loads(fh.readline())["class"]
-        if cls.endswith("MultiTaskModel"):
+            line = fh.readline()
+        if line.strip() and json.loads(line)["class"].endswith("MultiTaskModel"):
             return path
     stages = os.path.join(path, "stages")
     if os.path.isdir(stages):
