@@ -15,6 +15,7 @@ the noise. On the same shards both runs compute the same numbers, so the toleran
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ import torch
 from pyspark.sql import functions as F
 
 from wanderlens.cluster.pipeline import DEFAULT_CONFIG, run_pipeline
-from wanderlens.cluster.standalone import StandaloneCluster, _session_members, _wait_gone
+from wanderlens.cluster.standalone import StandaloneCluster, _wait_gone
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -106,11 +107,10 @@ def _count_checkpoints(ckpt: Path, wanted: int) -> int | None:
 
 
 def _training_processes(cluster: StandaloneCluster, ranks: int = 0) -> list[int]:
-    """TorchDistributor's torchrun launchers on the workers and the training ranks they started (empty until
-    `ranks` launchers each have a child)."""
-    members = [pid for i in (1, 2) for pid in _session_members(cluster.worker_pid(i))]
+    """TorchDistributor's torchrun launchers on the workers and the training ranks they started (which run in
+    sessions of their own); empty until `ranks` launchers each have a child."""
     parent, launchers = {}, []
-    for pid in members:
+    for pid in cluster.worker_processes(1) + cluster.worker_processes(2):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             parent[pid] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -147,6 +147,7 @@ def cluster_run(cluster: StandaloneCluster, sample_dir: Path, tmp_path_factory) 
     common = ["--manifest", str(sample_dir / "manifest.csv"), "--out", str(out), "--master", cluster.master_url,
               "--config", str(config), "--checkpoint-dir", str(ckpt)]
     seen: dict[str, Any] = {}
+    training: list[int] = []
 
     # Phase A: ingest, featurize (worker 2 dies mid-way), train (driver dies mid-way).
     proc = _driver([*common, "--stages", "ingest,featurize,train"], log)
@@ -168,7 +169,8 @@ def cluster_run(cluster: StandaloneCluster, sample_dir: Path, tmp_path_factory) 
         # The whole job dies at once: the driver (with its JVM) and the training ranks on the workers.
         os.killpg(proc.pid, signal.SIGKILL)
         for pid in training:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait()
         seen["checkpoints_seen"] = checkpoints
         seen["training_processes_killed"] = len(training)
@@ -177,8 +179,7 @@ def cluster_run(cluster: StandaloneCluster, sample_dir: Path, tmp_path_factory) 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    _wait_gone(_training_processes(cluster), 30)
-    seen["training_processes_left"] = len(_training_processes(cluster))
+    seen["training_processes_left"] = len(_wait_gone(training, 30))
     seen["checkpoint_epoch_after_kill"] = _checkpoint_epoch(ckpt)
     seen["retried_attempts"] = _retried_attempts(cluster)
 
@@ -243,7 +244,7 @@ def test_training_killed_mid_epoch_resumes_to_same_quality(cluster_run, local_ru
     seen, run = cluster_run["seen"], cluster_run["run"]
     killed_after = seen["checkpoint_epoch_after_kill"]
     assert not seen["model_saved_at_kill"]
-    assert seen["training_processes_killed"] >= 2 and seen["training_processes_left"] == 0
+    assert seen["training_processes_killed"] >= 4 and seen["training_processes_left"] == 0
     assert killed_after is not None and 1 <= killed_after < EPOCHS - 1, "the kill must land before the last epoch"
 
     resumed = run["stages"]["train"]

@@ -309,6 +309,10 @@ class StandaloneCluster:
         info = self.master_info() or {}
         return [w for w in info.get("workers", []) if w.get("state") == "ALIVE"]
 
+    def worker_processes(self, index: int) -> list[int]:
+        """Pids of worker `index` and everything it started (executors, Python workers, training ranks)."""
+        return sorted(_family(self.worker_pid(index)))
+
     def worker_pid(self, index: int) -> int:
         """Pid (and session id) of worker `index` (1-based)."""
         daemon = self.state.worker_daemons.get(index)
@@ -321,9 +325,9 @@ class StandaloneCluster:
         pid = self.worker_pid(index)
         if not self._owned(pid):
             raise WanderlensError(f"worker {index} (pid {pid}) is not running")
-        members = _session_members(pid)
-        _kill_all(members, signal.SIGKILL)
-        _wait_gone(members, 10.0)
+        family = _family(pid)
+        _kill_family(family, signal.SIGKILL)
+        _wait_gone(list(family), 10.0)
 
     def start_worker(self, index: int, timeout: float = 90.0) -> None:
         """(Re)start worker `index` (after `kill_worker`, like a replaced machine) and wait until it registers."""
@@ -343,6 +347,7 @@ class StandaloneCluster:
             return []
         daemons = list(state.worker_daemons.values()) + ([state.master] if state.master else [])
         stopped: list[str] = []
+        families = {d.pid: _family(d.pid) for d in daemons if self._owned(d.pid)}
         for daemon in daemons:
             if self._owned(daemon.pid):
                 try:
@@ -360,7 +365,8 @@ class StandaloneCluster:
                     pass
         _wait_gone(left, 5.0)
         for daemon in daemons:
-            # A session can outlive its leader (an executor's Python worker, torchrun): end those too.
+            # Executors, Python workers and training ranks can outlive the daemon: end those too.
+            _kill_family(families.get(daemon.pid, {}), signal.SIGKILL)
             self._kill_orphans(daemon.pid)
             self._pid_file(daemon.name).unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
@@ -434,6 +440,41 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
         if left:
             time.sleep(0.2)
     return left
+
+
+def _proc_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, session id, start time) of every live (non-zombie) process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            table[int(entry.name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
+    return table
+
+
+def _family(root: int) -> dict[int, int]:
+    """A daemon's processes, {pid: start time}: its session, and every descendant of those by parent pid, wherever
+    they moved (TorchDistributor's training ranks start sessions of their own)."""
+    table = _proc_table()
+    found = {pid for pid, (_, sid, _) in table.items() if sid == root}
+    if root in table:
+        found.add(root)
+    while True:
+        more = {pid for pid, (ppid, _, _) in table.items() if ppid in found} - found
+        if not more:
+            return {pid: table[pid][2] for pid in found}
+        found |= more
+
+
+def _kill_family(family: dict[int, int], sig: int) -> None:
+    """Signal the processes of `family` that are still the same processes (same start time)."""
+    table = _proc_table()
+    _kill_all([pid for pid, start in family.items() if pid in table and table[pid][2] == start], sig)
 
 
 def _session_members(sid: int) -> list[int]:
