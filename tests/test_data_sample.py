@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import TEST_SAMPLE_PHOTOS
 from PIL import Image
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -54,7 +55,7 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 def test_sample_layout_labels_and_catalog(sample_dir):
     rows = _rows(sample_dir)
     good = _good(rows)
-    assert len(rows) == 400 and len(rows) - len(good) == 6
+    assert len(rows) == TEST_SAMPLE_PHOTOS and len(rows) - len(good) == 6
     decl = yaml.safe_load((sample_dir / "labels.yaml").read_text())
     assert decl["scene"]["classes"] == list(SCENES) and len(SCENES) >= 8
     assert decl["attributes"]["type"] == "multilabel" and decl["highlight"] == {"type": "binary"}
