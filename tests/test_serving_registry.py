@@ -150,6 +150,11 @@ def test_models_cli(registry_with_two, tmp_path):
     assert shown["version"] == 2 and shown["files_intact"] is True
     r = runner.invoke(app, ["models", "rollback", "--registry", root], env=env)
     assert "production -> version 1" in r.output
+    fp, model = _fake_training_output(tmp_path, 4)
+    r = runner.invoke(app, ["models", "register", "--feature-pipeline", str(fp), "--model", str(model), "--promote",
+                            "--registry", root], env=env)
+    assert r.exit_code == 0, r.output
+    assert "registered version 3" in r.output and registry_with_two.resolve("production") == 3
     # A user error through the real entry point: one line, exit 2.
     proc = subprocess.run([sys.executable, "-m", "wanderlens.cli.main", "models", "promote", "7", "--registry", root],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})

@@ -13,14 +13,18 @@ from rich.table import Table
 from wanderlens.errors import WanderlensError
 
 console = Console()
-DEFAULT_REGISTRY = Path(os.environ.get("WANDERLENS_REGISTRY", "runs/registry"))
+RegistryOpt = typer.Option(None, "--registry", envvar="WANDERLENS_REGISTRY",
+                           help="Registry root folder (default runs/registry, or the demo's runs/demo/registry).")
 
-RegistryOpt = typer.Option(DEFAULT_REGISTRY, "--registry", help="Registry root folder (env WANDERLENS_REGISTRY).")
 
-
-def _registry(root: Path):
+def _registry(root: Path | None):
+    """The registry at `root`; by default runs/registry, or runs/demo/registry when only the demo made one."""
     from wanderlens.serving.registry import ModelRegistry
 
+    if root is None:
+        root = Path("runs/registry")
+        if not root.exists() and Path("runs/demo/registry").exists():
+            root = Path("runs/demo/registry")
     return ModelRegistry(root)
 
 
@@ -30,7 +34,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models, name="models")
 
     @models.command("list")
-    def models_list(registry: Path = RegistryOpt) -> None:
+    def models_list(registry: Path | None = RegistryOpt) -> None:
         """List every version with its creation time, aliases and headline metrics."""
         reg = _registry(registry)
         aliases = reg.aliases()
@@ -50,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
     @models.command("show")
     def models_show(ref: str = typer.Argument("production", help="Version number, alias or 'latest'."),
-                    registry: Path = RegistryOpt) -> None:
+                    registry: Path | None = RegistryOpt) -> None:
         """Print one version's metadata (JSON) and whether its files still match their checksum."""
         reg = _registry(registry)
         meta = reg.metadata(ref)
@@ -63,7 +67,7 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(..., help="MultiTaskModel folder written by 'wanderlens train'."),
         travel: Path = typer.Option(None, help="Travel output folder (suggestions, search index) to serve too."),
         promote: bool = typer.Option(False, help="Point the production alias at the new version."),
-        registry: Path = RegistryOpt,
+        registry: Path | None = RegistryOpt,
     ) -> None:
         """Copy a trained model into the registry as a new immutable version."""
         reg = _registry(registry)
@@ -77,7 +81,7 @@ def register(app: typer.Typer) -> None:
     @models.command("promote")
     def models_promote(ref: str = typer.Argument(..., help="Version to promote (number or 'latest')."),
                        alias: str = typer.Option("production", help="Alias to move."),
-                       registry: Path = RegistryOpt) -> None:
+                       registry: Path | None = RegistryOpt) -> None:
         """Point an alias at a version (atomic; running servers reload within a second)."""
         reg = _registry(registry)
         version = reg.promote(reg.resolve(ref), alias=alias)
@@ -85,7 +89,7 @@ def register(app: typer.Typer) -> None:
 
     @models.command("rollback")
     def models_rollback(alias: str = typer.Option("production", help="Alias to move back."),
-                        registry: Path = RegistryOpt) -> None:
+                        registry: Path | None = RegistryOpt) -> None:
         """Point an alias back at the version it held before the last promote."""
         reg = _registry(registry)
         version = reg.rollback(alias=alias)
@@ -96,7 +100,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("production", help="Alias or version number to serve."),
         port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
         host: str = typer.Option("127.0.0.1", help="Interface to bind (default loopback only)."),
-        registry: Path = RegistryOpt,
+        registry: Path | None = RegistryOpt,
         token: str = typer.Option(None, envvar="WANDERLENS_API_TOKEN", help="Admin API token (reload, promote)."),
         max_mb: float = typer.Option(10.0, min=0.01, help="Largest request body in MB (413 above)."),
         max_pixels: int = typer.Option(40_000_000, min=1, help="Largest image in pixels (413 above)."),
@@ -126,7 +130,7 @@ def register(app: typer.Typer) -> None:
         photos: Path = typer.Option(..., help="Folder of photos (searched recursively) or a manifest file."),
         out: Path = typer.Option(..., help="Output folder: predictions as Parquet (+ summary.json)."),
         model: str = typer.Option("production", help="Alias or version number."),
-        registry: Path = RegistryOpt,
+        registry: Path | None = RegistryOpt,
         master: str = typer.Option(None, help="Spark master URL (default local[*] or WANDERLENS_SPARK_MASTER)."),
     ) -> None:
         """Score a photo collection of any size on Spark with a registry model."""
@@ -146,7 +150,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("production", help="Alias or version number."),
         tracking_uri: str = typer.Option("sqlite:///runs/mlflow/mlflow.db", help="MLflow tracking store."),
         experiment: str = typer.Option("wanderlens", help="MLflow experiment name."),
-        registry: Path = RegistryOpt,
+        registry: Path | None = RegistryOpt,
     ) -> None:
         """Log a registry model to MLflow with the Spark flavor (needs the extra 'wanderlens[mlflow]')."""
         from wanderlens.serving.mlflow_export import export_to_mlflow
