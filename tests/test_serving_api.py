@@ -214,9 +214,13 @@ def test_hot_reload_under_concurrent_requests(server, serving_registry, photo_ro
         with httpx.Client(base_url=server.url, timeout=60) as c:
             n = i
             while not stop.is_set():
-                r = c.post("/v1/describe", files={"photo": ("p.jpg", photos[n % len(photos)])})
+                try:
+                    r = c.post("/v1/describe", files={"photo": ("p.jpg", photos[n % len(photos)])})
+                    outcome = (r.status_code, r.json().get("model_version") if r.status_code == 200 else None)
+                except (httpx.HTTPError, ValueError):  # a dropped connection or a broken body is a failure too
+                    outcome = (-1, None)
                 with lock:
-                    results.append((r.status_code, r.json().get("model_version") if r.status_code == 200 else None))
+                    results.append(outcome)
                 n += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
