@@ -2,10 +2,11 @@
 
 Task 1: income > 50K; task 2: marital status "Never married"; education and marital status are removed from the
 inputs. Only the test half of the UCI data is available, so it is re-split 50/25/25 (train/validation/test).
-The Spark side of `MultiTaskClassifier` (input checks, label encoding, Parquet shards) prepares the data once; each
-method and seed then runs the estimator's own training loop (`wanderlens.mtl.trainer.run_training`) with early
-stopping on validation AUC, and is scored on the test quarter. scikit-learn LogisticRegression and
-HistGradientBoostingClassifier, one per task, run on the same split in the same run.
+The training rows are written once as Parquet shards (with pyarrow by default, or with the estimator's Spark
+code under --spark); each method and seed then runs the estimator's own training loop
+(`wanderlens.mtl.trainer.run_training`) with early stopping on validation AUC, and is scored on the test quarter.
+scikit-learn LogisticRegression and HistGradientBoostingClassifier, one per task, run on the same split in the
+same run.
 
 Usage: python benchmarks/mmoe_census.py [--seeds 5] [--rows N] [--epochs 8]
 Last line: mmoe_income_auc_mean: <x> mmoe_marital_auc_mean: <y>
@@ -73,18 +74,19 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=0, help="subsample rows (0: all 99,762)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--methods", default="single_task,shared_bottom,mmoe")
+    ap.add_argument("--spark", action="store_true", help="prepare the shards with Spark (input checks, encode)")
     args = ap.parse_args()
 
-    from pyspark.sql import functions as F
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from wanderlens.mtl.data import encode, validate_input, write_shards
+    from wanderlens.mtl.data import FEATURES
     from wanderlens.mtl.local import LocalMultiTaskModel
     from wanderlens.mtl.metrics import auc
     from wanderlens.mtl.tasks import TaskSpec
     from wanderlens.mtl.trainer import load_state, run_training
-    from wanderlens.session import get_spark
 
     t0 = time.perf_counter()
     x, income, marital = load(args.rows or None)
@@ -95,18 +97,32 @@ def main() -> None:
           f"{len(tr)}/{len(va)}/{len(te)}; income positives {income.mean():.3f}, never married {marital.mean():.3f}")
 
     tasks = [TaskSpec("income", "binary"), TaskSpec("marital", "binary")]
-    spark = get_spark(master="local[2]", app_name="mmoe-census")
     work = tempfile.mkdtemp(prefix="mmoe-census-")
-    for name, idx in (("train", tr), ("val", va)):
-        # One Arrow column per input (fast to ship), gathered into one array column on the Spark side.
-        pdf = pd.DataFrame(x[idx], columns=[f"x{i}" for i in range(x.shape[1])])
-        pdf["income"], pdf["marital"] = income[idx], marital[idx]
-        df = spark.createDataFrame(pdf)
-        df = df.select(F.array(*[F.col(f"x{i}") for i in range(x.shape[1])]).alias("features"), "income", "marital")
-        summary = validate_input(df, ["features"], tasks)
-        write_shards(encode(df, ["features"], tasks), f"{work}/{name}", 1, 0)
-    print(f"Spark: checked and wrote Parquet shards in {time.perf_counter() - t0:.1f} s "
-          f"(input_dim {summary.input_dim})")
+    if args.spark:
+        from pyspark.sql import functions as F
+
+        from wanderlens.mtl.data import encode, validate_input, write_shards
+        from wanderlens.session import get_spark
+
+        spark = get_spark(master="local[2]", app_name="mmoe-census")
+        for name, idx in (("train", tr), ("val", va)):
+            # One Arrow column per input (fast to ship), gathered into one array column on the Spark side.
+            pdf = pd.DataFrame(x[idx], columns=[f"x{i}" for i in range(x.shape[1])])
+            pdf["income"], pdf["marital"] = income[idx], marital[idx]
+            df = spark.createDataFrame(pdf)
+            df = df.select(F.array(*[F.col(f"x{i}") for i in range(x.shape[1])]).alias("features"), "income",
+                           "marital")
+            validate_input(df, ["features"], tasks)
+            write_shards(encode(df, ["features"], tasks), f"{work}/{name}", 1, 0)
+        print(f"Spark: checked and wrote Parquet shards in {time.perf_counter() - t0:.1f} s")
+    else:
+        # The same Parquet layout `wanderlens.mtl.data.encode` writes, without starting a JVM.
+        for name, idx in (("train", tr), ("val", va)):
+            os.makedirs(f"{work}/{name}")
+            table = pa.table({FEATURES: pa.array(list(x[idx]), pa.list_(pa.float32())),
+                              "income": pa.array(income[idx]), "marital": pa.array(marital[idx])})
+            pq.write_table(table, f"{work}/{name}/part-00000.parquet")
+        print(f"wrote Parquet shards (pyarrow) in {time.perf_counter() - t0:.1f} s")
 
     results: dict[str, list[tuple[float, float]]] = {}
     for method in args.methods.split(","):

@@ -195,7 +195,7 @@ def test_pipeline_round_trip_in_new_process(fitted, synth, tmp_path):
     script = tmp_path / "reload.py"
     script.write_text(NEW_PROCESS)
     res = subprocess.run([sys.executable, str(script), path, str(tmp_path / "rows"), str(tmp_path / "out.json")],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads((tmp_path / "out.json").read_text())
     assert got["s"] == [list(r["s"]) for r in expected]
