@@ -126,7 +126,8 @@ def travel_run(spark, featurized_dir, sample_dir, tmp_path_factory):
     from wanderlens.travel.job import run_travel
 
     out = tmp_path_factory.mktemp("travel")
-    train_from_config(spark, featurized_dir, {"training": {"epochs": 6, "seed": 0}}, out / "model")
+    train_from_config(spark, featurized_dir, {"training": {"epochs": 6, "batch_size": 32, "learning_rate": 0.003,
+                                                                 "seed": 0}}, out / "model")
     paths = run_travel(spark, featurized_dir, out / "model", sample_dir / "destinations.csv", out / "travel",
                        {"projection_epochs": 60})
     return out / "travel", paths
@@ -170,7 +171,7 @@ def test_store_and_cli_answer_one_user_and_one_query(travel_run):
     from typer.testing import CliRunner
 
     from wanderlens.cli.main import app
-    from wanderlens.travel.store import search, suggestions_for
+    from wanderlens.travel.store import search, showcase, suggestions_for
 
     travel_dir, paths = travel_run
 
@@ -189,7 +190,9 @@ def test_store_and_cli_answer_one_user_and_one_query(travel_run):
     res = runner.invoke(app, ["search", "sunset over the sea", "--travel", str(travel_dir), "--k", "5"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["trips", "--travel", str(travel_dir), "--user", user])
-    assert res.exit_code == 0 and "days" in res.output.lower()
+    assert res.exit_code == 0 and "day" in res.output.lower()
+    lines = showcase(travel_dir)
+    assert [x.split(" ")[0] for x in lines].count("suggestion") == 3 and lines[-1].startswith("search")
 
 
 def test_unknown_user_is_a_clear_error(travel_run):

@@ -131,7 +131,11 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     """
     params = dict(labels=labels, sceneCount=scene_count, seed=seed, **(als_params or {}))
     dest_ids = [r["destination_id"] for r in catalog.select("destination_id").orderBy("destination_id").collect()]
+    keep = [c for c in ("photo_id", "user_id", "trip_id", "taken_at", "latitude", "destination_id", "interest",
+                        "joint_embedding") if c in photos.columns]
+    photos = photos.select(*keep).cache()  # read by every split and fit below
     train, relevant = last_trip_split(photos)
+    relevant = relevant.cache()
     users = relevant.select("user_id").distinct()
     cold = users.where(F.abs(F.hash(F.concat(F.col("user_id"), F.lit(str(seed))))) % 1000 < cold_fraction * 1000)
     cold_ids = [r["user_id"] for r in cold.collect()]

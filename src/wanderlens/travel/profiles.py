@@ -31,16 +31,28 @@ def mean_arrays(df: DataFrame, key: str, cols: dict[str, str]) -> DataFrame:
 
 
 def top_labels_expr(interest_col: str, labels: list[str], n_scene: int, scene_count: int, n_attr: int = 2,
-                    min_attr: float = 0.3):
-    """SQL expression: the `n_scene` likeliest scene labels then up to `n_attr` attributes above `min_attr`."""
+                    min_attr: float = 0.2, baseline: list[float] | None = None, lift: float = 1.15):
+    """SQL expression: the `n_scene` likeliest scene labels, then up to `n_attr` attributes that stand out: at least
+    `min_attr` and `lift` times their mean over all photos (`baseline`), most distinctive first."""
     names = "array(" + ",".join("'" + x.replace("'", "") + "'" for x in labels) + ")"
+    base = baseline if baseline is not None and len(baseline) == len(labels) else [0.5] * len(labels)
+    base_sql = "array(" + ",".join(f"{max(float(b), 1e-6)}D" for b in base) + ")"
     idx = f"sequence(0, {len(labels) - 1})"
-    pairs = f"transform({idx}, i -> struct({interest_col}[i] as p, {names}[i] as l, i as i))"
+    pairs = (f"transform({idx}, i -> struct({interest_col}[i] / {base_sql}[i] as r, {interest_col}[i] as p, "
+             f"{names}[i] as l, i as i))")
     time_attrs = "array(" + ",".join(f"'{a}'" for a in TIME_ATTRIBUTES) + ")"
-    scenes = f"slice(transform(reverse(array_sort(filter({pairs}, x -> x.i < {scene_count}))), x -> x.l), 1, {n_scene})"
+    scenes = (f"slice(transform(reverse(array_sort(transform(filter({pairs}, x -> x.i < {scene_count}), "
+              f"x -> struct(x.p as p, x.l as l)))), x -> x.l), 1, {n_scene})")
     attrs = (f"slice(transform(reverse(array_sort(filter({pairs}, x -> x.i >= {scene_count} and x.p >= {min_attr} "
-             f"and not array_contains({time_attrs}, x.l)))), x -> x.l), 1, {n_attr})")
+             f"and x.r >= {lift} and not array_contains({time_attrs}, x.l)))), x -> x.l), 1, {n_attr})")
     return F.expr(f"array_distinct(concat({scenes}, {attrs}))")
+
+
+def mean_interest(photos: DataFrame) -> list[float] | None:
+    """The mean interest vector over all photos (one small row to the driver), the baseline for 'stands out'."""
+    row = photos.where(F.col("interest").isNotNull()).select(
+        vector_to_array(Summarizer.mean(array_to_vector(F.col("interest")))).alias("m")).first()
+    return list(row["m"]) if row is not None and row["m"] is not None else None
 
 
 def _season(month, latitude):
@@ -50,7 +62,8 @@ def _season(month, latitude):
             .when(m.isin(6, 7, 8), "summer").otherwise("autumn"))
 
 
-def user_profiles(photos: DataFrame, labels: list[str], scene_count: int) -> DataFrame:
+def user_profiles(photos: DataFrame, labels: list[str], scene_count: int,
+                  baseline: list[float] | None = None) -> DataFrame:
     """One row per user: photos, trips, mean `interest` and `embedding`, `top_labels`, `style`, `season`.
 
     `photos` needs user_id, interest (array<double> over `labels`, scene classes first), joint_embedding; trip_id,
@@ -87,11 +100,11 @@ def user_profiles(photos: DataFrame, labels: list[str], scene_count: int) -> Dat
         .when(days_per_trip <= 3, F.lit("weekender: short trips"))
         .otherwise(F.lit("classic: one place per trip, about a week")),
     )
-    return prof.withColumn("top_labels", top_labels_expr("interest", labels, 2, scene_count))
+    return prof.withColumn("top_labels", top_labels_expr("interest", labels, 2, scene_count, baseline=baseline))
 
 
 def destination_profiles(photos: DataFrame, catalog: DataFrame, labels: list[str], scene_count: int,
-                         description_weight: float = 0.3) -> DataFrame:
+                         description_weight: float = 0.3, baseline: list[float] | None = None) -> DataFrame:
     """One row per catalog destination: name, kind, mean `interest`, `embedding` (photos blended with the
     description), `top_labels`, `photos` (count), `visitors` (distinct users).
 
@@ -125,7 +138,8 @@ def destination_profiles(photos: DataFrame, catalog: DataFrame, labels: list[str
     d = d.withColumn("photos", F.coalesce("photos", F.lit(0))).withColumn("visitors", F.coalesce("visitors", F.lit(0)))
     d = d.withColumn("kind", F.coalesce(F.col("kind"), F.element_at(top_labels_expr("interest", labels, 1,
                                                                                      scene_count), 1)))
-    return d.withColumn("top_labels", top_labels_expr("interest", labels, 2, scene_count, n_attr=3, min_attr=0.25))
+    return d.withColumn("top_labels", top_labels_expr("interest", labels, 2, scene_count, n_attr=3,
+                                                      baseline=baseline))
 
 
 def cosine_expr(a: str, b: str) -> str:

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.travel.profiles import cosine_expr, destination_profiles, user_profiles
+from wanderlens.travel.profiles import cosine_expr, destination_profiles, mean_interest, user_profiles
 from wanderlens.travel.trips import join_words, plural, require_columns
 
 
@@ -73,8 +73,9 @@ class TravelRecommender(Estimator, _RecParams):
         require_columns(photos, ["user_id", "destination_id", "interest", "joint_embedding"], "TravelRecommender")
         labels, sc = list(g("labels")), g("sceneCount")
         # Profiles and visits are small and read many times (scoring, reasons, saving): keep them cached.
-        users = user_profiles(photos, labels, sc).cache()
-        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight")).cache()
+        baseline = mean_interest(photos)
+        users = user_profiles(photos, labels, sc, baseline).cache()
+        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight"), baseline).cache()
         visits = (photos.where(F.col("destination_id").isNotNull())
                   .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos"))).cache()
         didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(

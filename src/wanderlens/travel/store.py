@@ -66,3 +66,22 @@ def search(travel_dir: str | Path, query: str, k: int = 10) -> list[dict[str, An
         raise InputError("search query is empty; pass some words, e.g. \"sunset over the sea\"")
     vectors, _ = embed_sentences([query])
     return SearchIndex.load(table_path(travel_dir, "search_index")).search(np.asarray(vectors[0]), k)
+
+
+def showcase(travel_dir: str | Path, query: str = "sunset over the sea", k: int = 3) -> list[str]:
+    """A few lines to show what the travel job made: descriptions, a trip, suggestions with reasons, a search."""
+    lines: list[str] = []
+    descs = sorted(read_rows(travel_dir, "descriptions", columns=["photo_id", "user_id", "description"]),
+                   key=lambda r: r["photo_id"])
+    for r in descs[:k]:
+        lines.append(f"photo {r['photo_id']}: {r['description']}")
+    if descs:
+        user = descs[0]["user_id"]
+        for t in trips_for(travel_dir, user)[:k]:
+            lines.append(f"trip {t['trip_id']}: {t['summary']}")
+        if (Path(travel_dir) / "suggestions").is_dir():
+            for s in suggestions_for(travel_dir, user, k):
+                lines.append(f"suggestion {s['rank']} for {user}: {s['name']} - {s['reason']}")
+    for hit in search(travel_dir, query, k):
+        lines.append(f"search {query!r}: {hit['photo_id']} ({hit['score']:.2f}) {hit.get('caption') or ''}".rstrip())
+    return lines
