@@ -531,6 +531,8 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: dict[str
             m = _fit_mtl(fit_rows, tasks, col, params, seed)
             record({"image": MTL_IMAGE, "text": MTL_TEXT}.get(name, f"multi-task · {name} only"), seed,
                    _evaluate(m.transform(test), tasks), time.perf_counter() - t0)
+        # Partial results after every seed, so a long run that dies still leaves its finished seeds.
+        pd.concat(rows, ignore_index=True).to_csv(out / "metrics.partial.csv", index=False)
     if "logistic" in compare:
         notify("MLlib LogisticRegression per task on fused inputs (deterministic: fitted once)")
         t0 = time.perf_counter()
@@ -551,6 +553,7 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: dict[str
     record_split(splitter, split_info, out / "model")
     write_json(split_info, out / "split.json")
     metrics.to_csv(out / "metrics.csv", index=False)
+    (out / "metrics.partial.csv").unlink(missing_ok=True)
     comparison.to_csv(out / "comparison.csv", index=False)
     delta_table.to_csv(out / "deltas.csv", index=False)
     first = metrics[(metrics["variant"] == MTL_FUSED) & (metrics["seed"] == seeds[0])].drop(
