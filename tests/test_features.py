@@ -348,6 +348,10 @@ def test_featurize_rejects_bad_input(spark, tmp_path):
     spark.createDataFrame([("p1", "x")], "photo_id string, caption string").write.parquet(str(table))
     with pytest.raises(InputError, match="no image_path column"):
         featurize(spark, tmp_path / "t", tmp_path / "out")
+    empty = tmp_path / "e" / "photos"
+    spark.createDataFrame([], "photo_id string, image_path string").write.parquet(str(empty))
+    with pytest.raises(InputError, match="has no rows"):
+        featurize(spark, tmp_path / "e", tmp_path / "out")
     with pytest.raises(ConfigError, match="unknown keys"):
         featurize(spark, tmp_path / "t", tmp_path / "out", {"features": {"encodr": "x"}})
     shutil.rmtree(tmp_path / "t")

@@ -125,6 +125,8 @@ def featurize(spark: SparkSession, photos_dir: str | Path, out_dir: str | Path,
     cfg = feature_config(config)
     out = Path(str(out_dir).removeprefix("file://")).resolve()
     photos, labels = read_photos(spark, photos_dir)
+    if photos.isEmpty():
+        raise InputError(f"the photos table at {photos_dir} has no rows; check the ingest summary (all quarantined?)")
     image_dim = get_encoder(cfg["encoder"], threads=1).dim
     pipeline = build_pipeline(cfg, image_dim)
     text_stage, image_stage, sentence_stage, fusion_stage = pipeline.getStages()
