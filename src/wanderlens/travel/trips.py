@@ -28,7 +28,9 @@ def haversine_km(lat1, lon1, lat2, lon2):
     dlat = rl2 - rl1
     dlon = F.radians(lon2) - F.radians(lon1)
     a = F.sin(dlat / 2) ** 2 + F.cos(rl1) * F.cos(rl2) * F.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * F.asin(F.least(F.lit(1.0), F.sqrt(a)))
+    root = F.sqrt(a)
+    # Not F.least: it skips nulls, and a missing coordinate must give a null distance, not half the globe.
+    return 2 * EARTH_RADIUS_KM * F.asin(F.when(root > 1.0, F.lit(1.0)).otherwise(root))
 
 
 def require_columns(df: DataFrame, columns: list[str], what: str) -> None:
