@@ -71,12 +71,17 @@ def make_optimizer(cfg: dict[str, Any], params: list[nn.Parameter]) -> torch.opt
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
 
 
-def batch_tensors(shard: Shard, idx: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Tensors of the rows `idx` of a shard."""
-    x = torch.from_numpy(shard.x[idx])  # fancy indexing copies, so the tensors own writable memory
-    ys = [torch.from_numpy(t[idx]) for t in shard.targets]
-    ms = [torch.from_numpy(m[idx]) for m in shard.masks]
-    return x, ys, ms
+class ShardTensors:
+    """A shard's arrays as tensors, converted once; `batch(idx)` gathers rows without further copies to numpy."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.x = torch.from_numpy(shard.x)
+        self.ys = [torch.from_numpy(np.ascontiguousarray(t)) for t in shard.targets]
+        self.ms = [torch.from_numpy(np.ascontiguousarray(m)) for m in shard.masks]
+
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        i = torch.from_numpy(idx)
+        return self.x[i], [y[i] for y in self.ys], [m[i] for m in self.ms]
 
 
 def compute_losses(
@@ -182,6 +187,7 @@ def _train(cfg: dict[str, Any], rank: int, world: int, progress: Callable | None
 
     bs = int(cfg["batch_size"])
     n = len(train)
+    tensors = ShardTensors(train)
     steps = math.ceil(n / bs)
     if distributed:
         steps = int(reduce_sum(torch.tensor([steps]), dist.ReduceOp.MAX).item())
@@ -201,7 +207,7 @@ def _train(cfg: dict[str, Any], rank: int, world: int, progress: Callable | None
         count_sum = torch.zeros(len(tasks), dtype=torch.float64)
         for s in range(steps):
             idx = perm[s * bs: (s + 1) * bs]
-            x, ys, ms = batch_tensors(train, idx)
+            x, ys, ms = tensors.batch(idx)
             outputs = ddp(x)
             losses, counts = compute_losses(tasks, outputs, ys, ms, class_weights)
             present = counts > 0
