@@ -104,7 +104,7 @@ def test_report_numbers_equal_the_evaluator(spark, evaluated, featurized_dir):
     # Δm rows are computed from the same metrics table and printed on the terminal with the comparison table.
     deltas = pd.read_csv(out / "deltas.csv")
     assert len(deltas) == 4 and deltas["delta_m_mean"].notna().all()
-    assert "multi-task vs single-task" in printed and "mean ± std over seeds" in printed
+    assert "multi-task vs single-task" in printed and "mean±std over 1 seed(s)" in printed
     # A learnt model, not noise: every main metric beats chance on this sample.
     assert mtl["scene"] > 1 / 8 + 0.1 and mtl["highlight"] > 0.5
 
