@@ -50,6 +50,8 @@ def get_spark(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
+        # Spark 4.3's columnar input to Python UDFs rejects VectorUDT columns read from Parquet (UNSUPPORTED_DATATYPE).
+        .config("spark.sql.execution.arrow.pythonUDF.columnarInput.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", os.environ.get("WANDERLENS_SHUFFLE_PARTITIONS", "8"))
         .config("spark.python.worker.reuse", "true")
