@@ -62,6 +62,7 @@ def _stages(out: Path, photos: int, users: int, seed: int, master: str | None) -
         paths = run_travel(spark(), out / "features", out / "model", out / "sample" / "destinations.csv",
                            out / "travel")
         ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
+        ctx["_travel_dir"] = out / "travel"
 
     def evaluate(ctx: dict) -> None:
         from wanderlens.config import load_config
@@ -115,8 +116,15 @@ def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, mast
     table.add_column("output")
     table.add_column("where")
     for key, value in ctx.items():
-        table.add_row(key, str(value))
+        if not key.startswith("_"):
+            table.add_row(key, str(value))
     console.print(table)
+    if "_travel_dir" in ctx:
+        from wanderlens.travel.store import showcase
+
+        console.print("[bold]What a traveller sees[/] (descriptions, a trip, suggestions with reasons, a search):")
+        for line in showcase(ctx["_travel_dir"]):
+            console.print(f"  {line}")
     console.print("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     if "report" in ctx:
         console.print(f"[bold green]Open the report:[/] {ctx['report']}")
