@@ -18,7 +18,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("WANDERLENS_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def _find_shared() -> Path:
+    """The read-only shared/ folder: WANDERLENS_SHARED, else beside the checkout (as in CI), else /work/shared."""
+    if os.environ.get("WANDERLENS_SHARED"):
+        return Path(os.environ["WANDERLENS_SHARED"])
+    for candidate in (REPO_ROOT.parent / "shared", Path("/work/shared")):
+        if candidate.is_dir():
+            return candidate
+    return REPO_ROOT.parent / "shared"
+
+
+SHARED = _find_shared()
 COCO_DIR = REPO_ROOT / "examples" / "coco-cc57"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = REPO_ROOT / "examples" / "coco-cc57"
-IMAGENET_DIR = REPO_ROOT.parent / "shared" / "data" / "imagenet"
+IMAGENET_DIR = SHARED / "data" / "imagenet"
 
 # ImageNet classes that count as seeing a COCO category (for the "sensible labels" check).
 COCO_TO_IMAGENET: dict[str, set[str]] = {
