@@ -74,7 +74,7 @@ def test_descriptions_hedge_by_confidence_and_never_state_guesses():
     probably, _ = describe_photo([("mountain", 0.6), ("snow", 0.4)], [], None, 15.0)
     assert probably == "Probably a mountain view in the afternoon."
     perhaps, c2 = describe_photo([("lake", 0.4), ("forest", 0.35)], [("trees", 0.7)], None, 23.0)
-    assert perhaps == "Perhaps a lake or a forest probably with trees at night."
+    assert perhaps == "Perhaps a lake or a forest, likely with trees at night."
     assert all(c["stated"] == "hedged" for c in c2)
     unsure, c3 = describe_photo([("desert", 0.2), ("beach", 0.19)], [("water", 0.45)])
     assert unsure == "A photo." and c3 == []

@@ -128,7 +128,9 @@ def describe_photo(
     if sure:
         text += " with " + join_words(sure)
     if maybe:
-        text += (", probably" if sure else " probably") + " with " + join_words(maybe)
+        # After a hedged subject, a second "probably" reads badly: "Probably a desert, likely with boats".
+        hedge = ", probably" if sure else (", likely" if subject.startswith(("probably", "perhaps")) else " probably")
+        text += hedge + " with " + join_words(maybe)
     when = when_model or when or time_of_day(local_hour)
     if when:
         text += " " + when
