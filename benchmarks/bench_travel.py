@@ -248,7 +248,8 @@ def coco_benchmark(spark, out: Path, k: int) -> tuple[list[list], list[list]]:
         consensus = {w for w in truth_words if sum(w in content_words(h) for h in human[i]) >= 2}
         if not consensus:
             continue
-        tags = [(t["label"], t["prob"]) for t in (df["image_tags"][i] or [])]
+        raw_tags = df["image_tags"][i]
+        tags = [(t["label"], t["prob"]) for t in (raw_tags if raw_tags is not None else [])]
         text, _ = describe_photo(imagenet=tags, captions=near[i], imagenet_min=0.1)
         base = near[i][0] if near[i] else ""
         rec_desc.append(len(consensus & content_words(text)) / len(consensus))

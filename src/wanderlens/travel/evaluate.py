@@ -95,7 +95,8 @@ def ranking_metrics(predictions: DataFrame, relevant: DataFrame, dest_ids: list[
     methods = [r["method"] for r in predictions.select("method").distinct().collect()]
     grid = labels.crossJoin(predictions.select("method").distinct())
     data = (grid.join(predictions, ["user_id", "method"], "left")
-            .withColumn("prediction", F.coalesce("prediction", F.array().cast("array<double>"))).cache())
+            .withColumn("prediction", F.coalesce("prediction", F.array().cast("array<double>")))
+            .localCheckpoint())  # small; cutting the lineage keeps each evaluator's plan small
     counts = {r["method"]: r["count"] for r in data.groupBy("method").count().collect()}
     out: dict[str, dict[str, float]] = {}
     for method in methods:
@@ -103,7 +104,6 @@ def ranking_metrics(predictions: DataFrame, relevant: DataFrame, dest_ids: list[
         out[method] = {name: float(RankingEvaluator(metricName=m, k=k).evaluate(part))
                        for name, m in (metrics or METRICS).items()}
         out[method]["users"] = counts.get(method, 0)
-    data.unpersist()
     return out
 
 
@@ -151,7 +151,9 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     vtrain, vrel = last_trip_split(train)
     vrel = vrel.where(~F.col("user_id").isin(cold_ids))
     vmodel = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params).fit(truncate(vtrain))
-    vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).cache()
+    # localCheckpoint, not cache: the ranked table is small, but its plan (every blend of the grid) is huge, and
+    # Spark renders a cached plan into every later query's plan string (a Java heap OOM on 1,000 photos).
+    vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).localCheckpoint()
     vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
     vpred.unpersist()
     best = (-1.0, 0.5, 0.0)
@@ -163,7 +165,8 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     result.content_weight, result.diversity = best[1], best[2]
     # Test: fit on all training photos, score each method on the held-out last trips.
     model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params).fit(truncate(train))
-    pred = rank_all(model, model.candidates(), k, [(result.content_weight, result.diversity)], dest_ids).cache()
+    pred = rank_all(model, model.candidates(), k, [(result.content_weight, result.diversity)],
+                    dest_ids).localCheckpoint()
     pred = pred.withColumn("method", F.when(F.col("method").startswith("blend"), "blend").otherwise(F.col("method")))
     order = ["popularity", "ALS only", "content only", "blend"]
     warm = ranking_metrics(pred, relevant.where(~F.col("user_id").isin(cold_ids)), dest_ids, k)
