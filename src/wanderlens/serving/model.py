@@ -23,20 +23,6 @@ def _task_attr(task: Any, name: str) -> Any:
     return task[name] if isinstance(task, dict) else getattr(task, name)
 
 
-def _load_local_mtl(path: Path, cls: Any) -> Any:
-    """LocalMultiTaskModel.load, falling back to the model's `data` Parquet row (meta JSON + weights) when the
-    metadata file has Spark 4's `part-00000-<uuid>.txt` name that older loaders do not look for."""
-    try:
-        return cls.load(str(path))
-    except WanderlensError:
-        import pyarrow.parquet as pq
-
-        if not (path / "data").is_dir():
-            raise
-        row = pq.read_table(str(path / "data")).to_pylist()[0]
-        return cls.from_bytes(row["meta"], row["weights"])
-
-
 def _tag(tag: Any) -> dict[str, Any]:
     """An ImageNet tag as {label, prob}, from a (label, prob) pair, a dict or a Row."""
     if isinstance(tag, dict):
@@ -72,7 +58,7 @@ class ServedModel:
         if not (art / "feature_pipeline").is_dir() or not (art / "model").is_dir():
             raise WanderlensError(f"registry version {version_dir} lacks artifacts/feature_pipeline or artifacts/model")
         featurizer = LocalFeaturizer.load(str(art / "feature_pipeline"))
-        mtl = _load_local_mtl(art / "model", LocalMultiTaskModel)
+        mtl = LocalMultiTaskModel.load(str(art / "model"))
         travel = TravelTables.load(art / "travel") if (art / "travel").is_dir() else None
         served = cls(int(meta["version"]), version_dir, meta, featurizer, mtl, travel)
         served.warm_up()
