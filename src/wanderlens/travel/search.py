@@ -9,7 +9,6 @@ service (no Spark).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -210,15 +209,6 @@ class _JointModelReader(MLReader):
         model = JointSpaceModel(arrays["weight"], arrays["bias"])
         DefaultParamsReader.getAndSetParams(model, meta)
         return model
-
-
-def load_projection_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """W, b and captionWeight of a saved JointSpaceModel, read without Spark (for the REST service)."""
-    p = Path(path)
-    arrays = np.load(p / "data" / "projection.npz")
-    meta = json.loads((p / "metadata" / "part-00000").read_text().splitlines()[0])
-    cw = meta.get("paramMap", {}).get("captionWeight", meta.get("defaultParamMap", {}).get("captionWeight", 0.5))
-    return arrays["weight"], arrays["bias"], float(cw)
 
 
 def search_top_k(index: DataFrame, query_vector: np.ndarray, k: int = 10, embedding_col: str = "joint_embedding",
