@@ -13,21 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
+
+from _timing import best_wall_time
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO = ROOT / "examples" / "coco-cc57"
-
-
-def _best(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` runs (the machine is shared; the minimum is the least disturbed)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -101,17 +92,17 @@ def main() -> None:
 
     jvm_pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
     spark_images()  # warm-up: start the Python workers, load the model
-    t_spark = _best(spark_images, args.repeats)
+    t_spark = best_wall_time(spark_images, args.repeats)
     peak_image_mb = worker_peak_rss_mb(jvm_pid)  # now, before idle workers time out (60 s)
 
     # Plain loop: same files, same ONNX model, ONNX Runtime with all cores, decode in the loop.
     get_encoder("efficientnet_lite0", threads=cores)
     embed_images(paths[:8], "efficientnet_lite0", 0, 5, args.batch_size)
     os.environ["WANDERLENS_ENCODER_THREADS"] = str(cores)
-    t_loop = _best(lambda: embed_images(paths, "efficientnet_lite0", 0, 5, args.batch_size), args.repeats)
+    t_loop = best_wall_time(lambda: embed_images(paths, "efficientnet_lite0", 0, 5, args.batch_size), args.repeats)
     torch_paths = paths[: args.torch_images]
     embed_images(torch_paths[:4], "torch", 0, 5, args.batch_size)
-    t_torch = _best(lambda: embed_images(torch_paths, "torch", 0, 5, args.batch_size), 1)
+    t_torch = best_wall_time(lambda: embed_images(torch_paths, "torch", 0, 5, args.batch_size), 1)
 
     # Sentences: Spark SentenceEmbedder vs the same MiniLM in a loop.
     sdf = spark.createDataFrame([(t,) for t in texts], "caption string").withColumn(
@@ -123,10 +114,10 @@ def main() -> None:
         sentencer.transform(sdf).select("sentence_embedding").write.format("noop").mode("overwrite").save()
 
     spark_sentences()
-    s_spark = _best(spark_sentences, args.repeats)
+    s_spark = best_wall_time(spark_sentences, args.repeats)
     peak_mb = max(peak_image_mb, worker_peak_rss_mb(jvm_pid))
     embed_sentences(texts[:8])
-    s_loop = _best(lambda: embed_sentences(texts, args.batch_size), args.repeats)
+    s_loop = best_wall_time(lambda: embed_sentences(texts, args.batch_size), args.repeats)
 
     load1 = os.getloadavg()[0]
     n, nt, ns = len(paths), len(torch_paths), len(texts)

@@ -19,15 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _best(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` runs (the machine is shared; the minimum is the least disturbed)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from _timing import best_wall_time
 
 
 def plain_loop(manifest: Path, decode: bool) -> int:
@@ -78,9 +70,9 @@ def main() -> None:
         rows = {}
         for decode in (True, False):
             mode = "decode" if decode else "header"
-            loop_s = _best(lambda d=decode: plain_loop(manifest, d), args.repeats)
-            probe_s = _best(lambda d=decode: spark_probe_only(spark, manifest, d), args.repeats)
-            ingest_s = _best(lambda d=decode: ingest(spark, manifest, work / "out", decode=d), args.repeats)
+            loop_s = best_wall_time(lambda d=decode: plain_loop(manifest, d), args.repeats)
+            probe_s = best_wall_time(lambda d=decode: spark_probe_only(spark, manifest, d), args.repeats)
+            ingest_s = best_wall_time(lambda d=decode: ingest(spark, manifest, work / "out", decode=d), args.repeats)
             rows[mode] = (loop_s, probe_s, ingest_s)
         summary = ingest(spark, manifest, work / "out")
         n = summary["rows_in"]
