@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from wanderlens.travel.describe import describe_photo
-from wanderlens.travel.recommend import greedy_pick, suggestion_reason, user_diversity
+from wanderlens.travel.recommend import blend_scores, greedy_pick, suggestion_reason, user_diversity
 from wanderlens.travel.search import fit_projection, project_images, recall_at_k
 from wanderlens.travel.trips import TripSegmenter, summarize_trips, trip_sentence
 
@@ -101,6 +101,40 @@ def test_variety_rerank_mixes_kinds_unless_the_user_likes_one_kind():
 
 
 # --- search ---------------------------------------------------------------------------------------------------------
+def test_destination_profiles_shrink_towards_their_kind(spark):
+    from wanderlens.travel.profiles import destination_profiles
+
+    labels = ["beach", "city", "people"]
+    # Three beach photos at d1 (one traveller), one at d2, none at d3 (a beach too) and none at d4 (a city).
+    photos = spark.createDataFrame([
+        ("a", "d1", [1.0, 0.0, 0.0], [1.0, 0.0]), ("a", "d1", [1.0, 0.0, 0.0], [1.0, 0.0]),
+        ("a", "d1", [1.0, 0.0, 0.0], [1.0, 0.0]), ("b", "d2", [0.6, 0.4, 1.0], [0.0, 1.0]),
+    ], "user_id string, destination_id string, interest array<double>, joint_embedding array<float>")
+    catalog = spark.createDataFrame([("d1", "One", "beach"), ("d2", "Two", "beach"), ("d3", "Three", "beach"),
+                                     ("d4", "Four", "city")], "destination_id string, name string, kind string")
+    got = {r["destination_id"]: r for r in destination_profiles(photos, catalog, labels, 2, prior_photos=4.0).collect()}
+    kind_mean = np.array([0.9, 0.1, 0.25])  # the four beach photos
+    np.testing.assert_allclose(got["d3"]["interest"], kind_mean)            # no photos: its kind's photos
+    np.testing.assert_allclose(got["d1"]["interest"], (3 * np.array([1.0, 0, 0]) + 4 * kind_mean) / 7)
+    np.testing.assert_allclose(got["d2"]["interest"], (np.array([0.6, 0.4, 1.0]) + 4 * kind_mean) / 5)
+    np.testing.assert_allclose(got["d3"]["embedding"], [0.75, 0.25], rtol=1e-6)
+    assert got["d4"]["interest"] == [0.0, 1.0, 0.0] and got["d4"]["embedding"] is None  # nobody saw a city
+    assert (got["d1"]["photos"], got["d2"]["visitors"], got["d3"]["photos"]) == (3, 1, 0)
+    raw = {r["destination_id"]: r["interest"] for r in destination_profiles(photos, catalog, labels, 2,
+                                                                             prior_photos=0.0).collect()}
+    assert raw["d1"] == [1.0, 0.0, 0.0]  # no shrinkage: the photo mean
+
+
+def test_blend_weights_and_users_unknown_to_als():
+    cpr, fpr, ppr = np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5]), np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(blend_scores(cpr, fpr, ppr, 1.0) - 1e-3 * ppr, cpr)
+    np.testing.assert_allclose(blend_scores(cpr, fpr, ppr, 0.0) - 1e-3 * ppr, fpr)
+    np.testing.assert_allclose(blend_scores(cpr, fpr, ppr, 0.2, 0.3) - 1e-3 * ppr, 0.2 * cpr + 0.5 * fpr + 0.3 * ppr)
+    # A user ALS never saw: content and popularity share the ALS weight in proportion.
+    none = np.full(3, np.nan)
+    np.testing.assert_allclose(blend_scores(cpr, none, ppr, 0.2, 0.3) - 1e-3 * ppr, (0.2 * cpr + 0.3 * ppr) / 0.5)
+
+
 def test_contrastive_projection_finds_uncaptioned_images_by_text():
     rng = np.random.default_rng(0)
     n, d_img, d_txt = 400, 64, 32
@@ -213,9 +247,19 @@ def test_held_out_trip_evaluation_compares_all_methods(spark, travel_run):
     photos = spark.read.parquet(paths["photos"])
     catalog = spark.read.parquet(paths["destinations"]).select("destination_id", "name", "country", "kind")
     ev = evaluate_recommenders(photos, catalog, summary["interest_labels"], summary["scene_classes"], k=10,
-                               weights=(0.0, 0.5, 1.0), diversities=(0.0,), cold_fraction=0.25)
+                               weights=(0.0, 0.5, 1.0), popularity_weights=(0.0, 0.5), diversities=(0.0,),
+                               cold_fraction=0.25, als_grid=[{"rank": 2}, {"rank": 6, "alpha": 1.0}])
     methods = [r["method"] for r in ev.warm]
     assert methods == ["popularity", "ALS only", "content only", "blend"]
     for r in ev.warm + ev.cold:
         assert 0.0 <= r["ndcg@k"] <= 1.0 and 0.0 <= r["precision@k"] <= 1.0 and r["users"] > 0
-    assert ev.content_weight in (0.0, 0.5, 1.0) and len(ev.validation) == 3
+    # (content, popularity) pairs leaving ALS a share >= 0: (0,0) (0,.5) (.5,0) (.5,.5) (1,0).
+    # ... for each of the two ALS settings; the blend and ALS alone each get the setting they did best with.
+    assert len(ev.validation) == 10 and ev.content_weight + ev.popularity_weight <= 1.0
+    assert ev.als_params in ({"rank": 2}, {"rank": 6, "alpha": 1.0})
+    assert ev.als_only_params in ({"rank": 2}, {"rank": 6, "alpha": 1.0})
+    # The per-user ndcg behind the bootstrap intervals averages to MLlib's RankingEvaluator figures.
+    ndcg = {r["method"]: r["ndcg@k"] for r in ev.warm}
+    for g in ev.gains["warm"]:
+        assert g["gain"] == pytest.approx(ndcg["blend"] - ndcg[g["baseline"]], abs=1e-9)
+        assert g["low"] <= g["gain"] <= g["high"] and g["users"] == ev.warm[0]["users"]

@@ -15,6 +15,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
+from wanderlens.errors import InputError
+
 
 def _local_path(path: str | Path) -> Path | None:
     s = str(path)
@@ -65,3 +67,14 @@ def write_json(obj: Any, path: str | Path) -> None:
 def read_json(path: str | Path) -> Any:
     """Read a JSON file written by `write_json`."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_ml_metadata(stage_dir: str | Path) -> dict[str, Any]:
+    """The metadata JSON of a saved pyspark.ml stage, read without Spark (for the no-Spark serving paths).
+
+    Spark 3 names the file `metadata/part-00000`, Spark 4 `metadata/part-00000-<uuid>.txt`: the first `part-*` is it.
+    """
+    files = sorted((Path(str(stage_dir).removeprefix("file://")) / "metadata").glob("part-*"))
+    if not files:
+        raise InputError(f"{stage_dir} is not a saved pyspark.ml stage (no metadata/part-* file)")
+    return json.loads(files[0].read_text(encoding="utf-8").splitlines()[0])

@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
         destinations: Path = typer.Option(None, "--destinations", help="Destinations catalog CSV (optional)."),
         out: Path = typer.Option(..., "--out", help="Output folder for the travel tables."),
         fact_threshold: float = typer.Option(0.8, help="Probability from which a description states a fact."),
-        content_weight: float = typer.Option(0.5, help="Share of content similarity in the suggestion blend."),
+        content_weight: float = typer.Option(None, help="Share of content similarity in the suggestion blend "
+                                             "(default: the travel job's, tuned by bench_travel)."),
+        popularity_weight: float = typer.Option(None, help="Share of popularity in the suggestion blend (ALS gets "
+                                                "the rest)."),
         master: str = typer.Option(None, help="Spark master URL (default local[*] or WANDERLENS_SPARK_MASTER)."),
     ) -> None:
         """Describe photos, cut trips, build profiles, suggest destinations (with reasons), index for search."""
@@ -42,7 +45,9 @@ def register(app: typer.Typer) -> None:
                       console=console) as progress:
             task = progress.add_task("starting Spark")
             paths = run_travel(get_spark(master=master), features, model, destinations, out,
-                               {"fact_threshold": fact_threshold, "content_weight": content_weight},
+                               {"fact_threshold": fact_threshold, **{k: v for k, v in (
+                                   ("content_weight", content_weight), ("popularity_weight", popularity_weight))
+                                   if v is not None}},
                                progress=lambda name: progress.update(task, description=name))
         table = Table(title="travel tables")
         table.add_column("table")

@@ -213,12 +213,38 @@ def _season_month(pref: str, rng: np.random.Generator) -> int:
     return int(rng.integers(1, 13))
 
 
+REGIONS: tuple[str, ...] = ("africa-middle-east", "americas", "asia-pacific", "europe")
+
+
+def destination_region(d: Destination) -> str:
+    """The world region of a destination (from its coordinates): travellers favour some regions over others."""
+    if d.longitude < -30:
+        return "americas"
+    if d.longitude > 60:
+        return "asia-pacific"
+    return "europe" if d.latitude > 34 and d.longitude < 45 else "africa-middle-east"
+
+
+def destination_popularity() -> np.ndarray:
+    """A fixed long-tailed popularity per catalog destination (Zipf-like, order unrelated to kind): a few places
+    draw most travellers, as in real travel data."""
+    n = len(DESTINATIONS)
+    rank = (np.arange(n) * 17) % n  # a fixed shuffle: catalog order groups destinations by kind
+    return 1.0 / (rank + 2.0) ** 0.8
+
+
 def _plan(photos: int, users: int, seed: int) -> list[dict[str, Any]]:
     """The photo records (no pixels yet): users, trips, scenes, attributes, labels, captions, times, places."""
     rng = np.random.default_rng(seed)
     dest_kind = np.array([SCENES.index(d.kind) for d in DESTINATIONS])
     user_ids = [f"u{i:03d}" for i in range(users)]
     prefs = rng.dirichlet(np.full(len(SCENES), 0.45), size=users)
+    # Tastes photos cannot show (where in the world a traveller goes) and places everybody goes: the part of the
+    # choice only collaborative filtering and popularity can learn. Drawn apart so the photo draws stay as they were.
+    taste_rng = np.random.default_rng([seed, 1])
+    dest_region = np.array([REGIONS.index(destination_region(d)) for d in DESTINATIONS])
+    region_prefs = taste_rng.dirichlet(np.full(len(REGIONS), 0.5), size=users)
+    popularity = destination_popularity()
     seasons = rng.choice(["summer", "winter", "any"], size=users, p=[0.45, 0.2, 0.35])
     skill = rng.beta(2.0, 2.0, size=users)
     share = rng.dirichlet(np.full(users, 2.0))
@@ -236,7 +262,7 @@ def _plan(photos: int, users: int, seed: int) -> list[dict[str, Any]]:
         while remaining > 0:
             n = min(remaining, int(rng.integers(4, 22)))
             remaining -= n
-            w = prefs[u][dest_kind] + 0.02
+            w = (prefs[u][dest_kind] + 0.02) * (region_prefs[u][dest_region] + 0.05) * popularity
             if seasons[u] == "winter":
                 w = w * np.where(np.isin(dest_kind, [SCENES.index("snow"), SCENES.index("mountain")]), 2.0, 1.0)
             dest = DESTINATIONS[int(rng.choice(len(DESTINATIONS), p=w / w.sum()))]

@@ -7,7 +7,6 @@ so the REST service gets the features the batch job would compute for the same p
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,16 +20,10 @@ from wanderlens.features.hashing import hashing_tf
 from wanderlens.features.image import embed_images
 from wanderlens.features.sentence import embed_sentences
 from wanderlens.features.text import join_text
+from wanderlens.io import read_ml_metadata
 
 Row = dict[str, Any]
 Step = Callable[[Row, "bytes | None"], None]
-
-
-def _metadata(stage_dir: Path) -> dict[str, Any]:
-    files = sorted((stage_dir / "metadata").glob("part-*"))
-    if not files:
-        raise InputError(f"{stage_dir} is not a saved pyspark.ml stage (no metadata/part-* file)")
-    return json.loads(files[0].read_text(encoding="utf-8").splitlines()[0])
 
 
 def _param(meta: dict[str, Any], name: str) -> Any:
@@ -72,7 +65,7 @@ class LocalFeaturizer:
 
     @classmethod
     def _collect(cls, stage_dir: Path, steps: list[tuple[str, Step]]) -> None:
-        meta = _metadata(stage_dir)
+        meta = read_ml_metadata(stage_dir)
         kind = meta["class"].rsplit(".", 1)[-1]
         if kind == "PipelineModel":
             for i, uid in enumerate(_param(meta, "stageUids")):

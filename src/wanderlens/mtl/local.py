@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 import torch
 
 from wanderlens.errors import InputError
+from wanderlens.io import read_ml_metadata
 from wanderlens.mtl.architectures import build_network
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
 
@@ -104,11 +104,11 @@ def cached_model(key: str, meta_json: str, weights: bytes) -> LocalMultiTaskMode
 
 
 def _find_model_dir(path: str) -> str:
-    for meta_file in sorted(glob.glob(os.path.join(path, "metadata", "part-*"))):
-        with open(meta_file, encoding="utf-8") as fh:
-            line = fh.readline()
-        if line.strip() and json.loads(line)["class"].endswith("MultiTaskModel"):
+    try:
+        if read_ml_metadata(path)["class"].endswith("MultiTaskModel"):
             return path
+    except InputError:
+        pass
     stages = os.path.join(path, "stages")
     if os.path.isdir(stages):
         for name in sorted(os.listdir(stages)):

@@ -2,8 +2,10 @@
 they had not visited before are what a recommender should find.
 
 One run compares the popularity baseline, ALS alone, content alone and the blend with MLlib `RankingEvaluator`
-(precision@k, ndcg@k, MAP). The blend's content weight and variety penalty are tuned on a validation split (the last
-trip of the training part); warm users and simulated cold-start users (few photos, unseen by ALS) are scored apart.
+(precision@k, ndcg@k, MAP). The blend's content and popularity weights and its variety penalty are tuned on a
+validation split (the last trip of the training part); warm users and simulated cold-start users (few photos, unseen
+by ALS) are scored apart. Per-user ndcg@k (the same definition as MLlib's, checked against it) gives a paired
+bootstrap interval for the blend's gain over each baseline, so a gain can be told from noise.
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ def last_trip_split(photos: DataFrame) -> tuple[DataFrame, DataFrame]:
     return train, relevant
 
 
-def rank_all(model: TravelRecommenderModel, cands: DataFrame, k: int, blends: list[tuple[float, float]],
+def rank_all(model: TravelRecommenderModel, cands: DataFrame, k: int, blends: list[tuple[float, float, float]],
              dest_ids: list[str]) -> DataFrame:
     """user_id, method, prediction (destination indexes as doubles, best first) for the baselines and each
-    (content weight, diversity) blend, in one grouped pass over the candidates."""
+    (content weight, popularity weight, diversity) blend, in one grouped pass over the candidates."""
     index = {d: float(i) for i, d in enumerate(dest_ids)}
     pre = model.with_context(cands).select("user_id", "destination_id", "popularity", "content", "cf", "content_pr",
                                            "cf_pr", "pop_pr", "kind", "focus")
@@ -69,20 +71,20 @@ def rank_all(model: TravelRecommenderModel, cands: DataFrame, k: int, blends: li
         cpr, fpr, ppr = (pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=float)
                          for c in ("content_pr", "cf_pr", "pop_pr"))
         kinds = pdf["kind"].tolist()
-        for w, div in blends:
-            score = blend_scores(cpr, fpr, ppr, w)
+        for w, wp, div in blends:
+            score = blend_scores(cpr, fpr, ppr, w, wp)
             order = np.argsort(-score, kind="stable")
             pick = greedy_pick(score[order], [kinds[i] for i in order], k, user_diversity(pdf["focus"].iloc[0], div))
-            rows.append((blend_name(w, div), [ids[order[i]] for i in pick]))
+            rows.append((blend_name(w, wp, div), [ids[order[i]] for i in pick]))
         return pd.DataFrame({"user_id": pdf["user_id"].iloc[0], "method": [r[0] for r in rows],
                              "prediction": [r[1] for r in rows]})
 
     return pre.groupBy("user_id").applyInPandas(per_user, schema)
 
 
-def blend_name(weight: float, diversity: float) -> str:
+def blend_name(weight: float, popularity_weight: float, diversity: float) -> str:
     """Method name of one blend setting."""
-    return f"blend w={weight:g} d={diversity:g}"
+    return f"blend c={weight:g} p={popularity_weight:g} d={diversity:g}"
 
 
 def ranking_metrics(predictions: DataFrame, relevant: DataFrame, dest_ids: list[str], k: int,
@@ -113,23 +115,31 @@ class RecommendEvaluation:
 
     warm: list[dict] = field(default_factory=list)
     cold: list[dict] = field(default_factory=list)
+    # Blend minus each baseline, ndcg@k per user: mean and 95% paired-bootstrap interval ("warm"/"cold" -> rows).
+    gains: dict[str, list[dict]] = field(default_factory=dict)
     validation: list[dict] = field(default_factory=list)
     content_weight: float = 0.5
+    popularity_weight: float = 0.0
     diversity: float = 0.0
+    als_params: dict = field(default_factory=dict)       # the blend's ALS settings, chosen on validation
+    als_only_params: dict = field(default_factory=dict)  # ALS alone's, chosen on validation
     k: int = 10
 
 
 def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[str], scene_count: int, k: int = 10,
                           weights: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0),
+                          popularity_weights: tuple[float, ...] = (0.0, 0.2, 0.4),
                           diversities: tuple[float, ...] = (0.0, 0.05, 0.15), cold_fraction: float = 0.25,
-                          cold_photos: int = 5, seed: int = 0, als_params: dict | None = None) -> RecommendEvaluation:
+                          cold_photos: int = 5, seed: int = 0, als_params: dict | None = None,
+                          als_grid: list[dict] | None = None) -> RecommendEvaluation:
     """Held-out-last-trip evaluation of popularity, ALS only, content only and the tuned blend, warm and cold.
 
     `photos` need user_id, trip_id, taken_at, destination_id, interest, joint_embedding. Cold-start users are a
     seeded `cold_fraction` of the evaluable users: they keep only their first `cold_photos` training photos and are
-    hidden from ALS, so the blend serves them by content alone.
+    hidden from ALS, so the blend serves them by content and popularity. `als_grid` (a list of ALS settings, e.g.
+    `[{"rank": 2}, {"rank": 8}]`) is searched on validation, for the blend and for ALS alone apart.
     """
-    params = dict(labels=labels, sceneCount=scene_count, seed=seed, **(als_params or {}))
+    params = dict(labels=labels, sceneCount=scene_count, seed=seed)
     dest_ids = [r["destination_id"] for r in catalog.select("destination_id").orderBy("destination_id").collect()]
     keep = [c for c in ("photo_id", "user_id", "trip_id", "taken_at", "latitude", "destination_id", "interest",
                         "joint_embedding") if c in photos.columns]
@@ -146,33 +156,81 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
         return df.where(~F.col("user_id").isin(cold_ids) | (F.col("_i") <= cold_photos)).drop("_i")
 
     result = RecommendEvaluation(k=k)
-    blends = [(w, d) for w in weights for d in diversities]
-    # Validation: hide the last training trip, tune the blend on warm users.
+    # Every (content, popularity) pair that leaves ALS a share >= 0, with each variety penalty.
+    blends = [(w, p, d) for w in weights for p in popularity_weights if w + p <= 1.0 + 1e-9 for d in diversities]
+    grid = [dict(g) for g in (als_grid or [als_params or {}])]
+    # Validation: hide the last training trip; tune the blend (with its ALS settings) and, apart, ALS alone.
     vtrain, vrel = last_trip_split(train)
+    vtrain = truncate(vtrain).cache()
     vrel = vrel.where(~F.col("user_id").isin(cold_ids))
-    vmodel = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params).fit(truncate(vtrain))
-    # localCheckpoint, not cache: the ranked table is small, but its plan (every blend of the grid) is huge, and
-    # Spark renders a cached plan into every later query's plan string (a Java heap OOM on 1,000 photos).
-    vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).localCheckpoint()
-    vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
-    vpred.unpersist()
-    best = (-1.0, 0.5, 0.0)
-    for w, d in blends:
-        m = vres[blend_name(w, d)]
-        result.validation.append({"content_weight": w, "diversity": d, **m})
-        if m["ndcg@k"] > best[0] + 1e-9:
-            best = (m["ndcg@k"], w, d)
-    result.content_weight, result.diversity = best[1], best[2]
-    # Test: fit on all training photos, score each method on the held-out last trips.
-    model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params).fit(truncate(train))
-    pred = rank_all(model, model.candidates(), k, [(result.content_weight, result.diversity)],
-                    dest_ids).localCheckpoint()
-    pred = pred.withColumn("method", F.when(F.col("method").startswith("blend"), "blend").otherwise(F.col("method")))
+    best, best_als = (-1.0, 0, 0.5, 0.0, 0.0), (-1.0, 0)
+    for gi, als in enumerate(grid):
+        vmodel = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **als).fit(vtrain)
+        # localCheckpoint, not cache: the ranked table is small, but its plan (every blend of the grid) is huge, and
+        # Spark renders a cached plan into every later query's plan string (a Java heap OOM on 1,000 photos).
+        vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).localCheckpoint()
+        vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
+        vpred.unpersist()
+        if vres["ALS only"]["ndcg@k"] > best_als[0] + 1e-9:
+            best_als = (vres["ALS only"]["ndcg@k"], gi)
+        for w, p, d in blends:
+            m = vres[blend_name(w, p, d)]
+            result.validation.append({"content_weight": w, "popularity_weight": p, "diversity": d, "als": als, **m})
+            if m["ndcg@k"] > best[0] + 1e-9:
+                best = (m["ndcg@k"], gi, w, p, d)
+    _, gi, result.content_weight, result.popularity_weight, result.diversity = best
+    result.als_params, result.als_only_params = grid[gi], grid[best_als[1]]
+    vtrain.unpersist()
+    # Test: fit on all training photos, score each method on the held-out last trips (ALS alone with the settings
+    # it did best with on validation, the blend with its own).
+    train = truncate(train).cache()
+    chosen = (result.content_weight, result.popularity_weight, result.diversity)
+    methods_by_setting = {gi: ["popularity", "content only", "blend"]}
+    methods_by_setting.setdefault(best_als[1], []).append("ALS only")
+    preds = []
+    for g, methods in methods_by_setting.items():
+        model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **grid[g]).fit(train)
+        ranked = rank_all(model, model.candidates(), k, [chosen], dest_ids).withColumn(
+            "method", F.when(F.col("method").startswith("blend"), "blend").otherwise(F.col("method")))
+        preds.append(ranked.where(F.col("method").isin(methods)))
+    pred = (preds[0] if len(preds) == 1 else preds[0].unionByName(preds[1])).localCheckpoint()
+    train.unpersist()
     order = ["popularity", "ALS only", "content only", "blend"]
     warm = ranking_metrics(pred, relevant.where(~F.col("user_id").isin(cold_ids)), dest_ids, k)
     result.warm = [{"method": m, **warm[m]} for m in order if m in warm]
     if cold_ids:
         cold_res = ranking_metrics(pred, relevant.where(F.col("user_id").isin(cold_ids)), dest_ids, k)
         result.cold = [{"method": m, **cold_res[m]} for m in order if m in cold_res]
+    # Per-user ndcg for the intervals: one small row per (user, method), the evaluation's own output.
+    index = {d: float(i) for i, d in enumerate(dest_ids)}
+    rel = {r["user_id"]: {index.get(x, -1.0) for x in r["relevant"]} for r in relevant.collect()}
+    per_user: dict[str, dict[str, float]] = {}
+    for r in pred.collect():
+        if r["user_id"] in rel:
+            per_user.setdefault(r["method"], {})[r["user_id"]] = ndcg_at_k(r["prediction"], rel[r["user_id"]], k)
+    for group, users_in in (("warm", [u for u in rel if u not in set(cold_ids)]), ("cold", cold_ids)):
+        users_in = sorted(u for u in users_in if u in rel)
+        if users_in and "blend" in per_user:
+            result.gains[group] = [{"baseline": m, **paired_bootstrap(
+                [per_user["blend"].get(u, 0.0) for u in users_in], [per_user[m].get(u, 0.0) for u in users_in],
+                seed=seed)} for m in order[:-1] if m in per_user]
     pred.unpersist()
     return result
+
+
+def ndcg_at_k(prediction: list[float], relevant: set[float], k: int) -> float:
+    """ndcg@k of one ranked list against a set of relevant items, with binary gains (MLlib's `ndcgAtK`)."""
+    if not relevant:
+        return 0.0
+    dcg = sum(1.0 / np.log2(i + 2) for i, x in enumerate(list(prediction)[:k]) if x in relevant)
+    ideal = sum(1.0 / np.log2(i + 2) for i in range(min(k, len(relevant))))
+    return float(dcg / ideal)
+
+
+def paired_bootstrap(a: list[float], b: list[float], draws: int = 4000, seed: int = 0) -> dict[str, float]:
+    """Mean of a - b over paired samples and its 95% bootstrap interval (users resampled with replacement)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(draws, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"gain": float(d.mean()), "low": float(lo), "high": float(hi), "users": len(d)}

@@ -25,8 +25,8 @@ from wanderlens.travel.trips import TripSegmenter, summarize_trips
 
 DEFAULTS: dict[str, Any] = {
     "fact_threshold": 0.8, "likely_threshold": 0.5, "possible_threshold": 0.3, "captions_per_photo": 2,
-    "max_gap_hours": 36.0, "max_distance_km": 400.0, "content_weight": 0.5, "diversity": 0.05,
-    "suggestions_per_user": 10, "projection_epochs": 150, "caption_weight": 0.5, "seed": 0,
+    "max_gap_hours": 36.0, "max_distance_km": 400.0, "content_weight": 0.5, "popularity_weight": 0.25,
+    "diversity": 0.05, "suggestions_per_user": 10, "projection_epochs": 150, "caption_weight": 0.5, "seed": 0,
 }
 
 
@@ -185,7 +185,8 @@ def run_travel(spark: SparkSession, features_dir: str | Path, model_dir: str | P
     if catalog is not None and "destination_id" in photos.columns:
         step("suggestions")
         rec = TravelRecommender(embed_catalog(catalog).cache(), labels=labels, sceneCount=sc,
-                                contentWeight=float(cfg["content_weight"]), diversity=float(cfg["diversity"]),
+                                contentWeight=float(cfg["content_weight"]),
+                                popularityWeight=float(cfg["popularity_weight"]), diversity=float(cfg["diversity"]),
                                 seed=int(cfg["seed"])).fit(photos.where(F.col("interest").isNotNull()
                                                                         & F.col("joint_embedding").isNotNull()))
         rec.write().overwrite().save(str(out / "recommender"))

@@ -104,10 +104,15 @@ def user_profiles(photos: DataFrame, labels: list[str], scene_count: int,
 
 
 def destination_profiles(photos: DataFrame, catalog: DataFrame, labels: list[str], scene_count: int,
-                         description_weight: float = 0.3, baseline: list[float] | None = None) -> DataFrame:
+                         description_weight: float = 0.3, baseline: list[float] | None = None,
+                         prior_photos: float = 10.0) -> DataFrame:
     """One row per catalog destination: name, kind, mean `interest`, `embedding` (photos blended with the
     description), `top_labels`, `photos` (count), `visitors` (distinct users).
 
+    A destination's photo means are shrunk towards the mean of all photos taken at destinations of the same kind, as
+    if it had `prior_photos` more photos like those: a place photographed by one traveller is not described by that
+    traveller's photos alone, and a place nobody photographed yet gets a profile of the same nature as the others
+    (its kind's photos) instead of a different one. Kinds nobody photographed fall back on a one-hot of the kind.
     `catalog` needs destination_id and name; `description_embedding` (array<float>, joint space) and `kind` are
     used when present.
     """
@@ -123,23 +128,41 @@ def destination_profiles(photos: DataFrame, catalog: DataFrame, labels: list[str
     cat_cols.append(F.col("description_embedding") if "description_embedding" in catalog.columns
                     else F.lit(None).cast("array<float>").alias("description_embedding"))
     d = catalog.select(*cat_cols).join(agg, "destination_id", "left")
-    # Kind one-hot as the interest of a destination nobody has photographed yet.
+    d = d.withColumn("photos", F.coalesce("photos", F.lit(0))).withColumn("visitors", F.coalesce("visitors", F.lit(0)))
+    # The prior of each kind: the mean over every photo taken at a destination of that kind.
+    kinds = d.select("destination_id", "kind").where(F.col("kind").isNotNull())
+    prior = mean_arrays(placed.join(kinds, "destination_id"), "kind",
+                        {"interest": "_kind_interest", "joint_embedding": "_kind_emb"})
+    d = d.join(prior, "kind", "left")
     scene_names = labels[:scene_count]
     kind_onehot = F.array(*[F.when(F.col("kind") == s, 1.0).otherwise(0.0) for s in scene_names],
                           *[F.lit(0.0) for _ in labels[scene_count:]])
-    d = d.withColumn("interest", F.coalesce(F.col("_interest"), kind_onehot))
+    m = float(prior_photos)
+    d = d.withColumn("interest", _shrink("_interest", F.coalesce(F.col("_kind_interest"), kind_onehot), m,
+                                             "array<double>"))
+    d = d.withColumn("_emb", _shrink("_emb", F.col("_kind_emb"), m, "array<float>"))
     w = float(description_weight)
     blended = F.expr(
         f"CASE WHEN _emb IS NULL THEN description_embedding "
         f"WHEN description_embedding IS NULL THEN _emb "
         f"ELSE zip_with(_emb, description_embedding, (a, b) -> cast({1 - w} * a + {w} * b as float)) END"
     )
-    d = d.withColumn("embedding", blended).drop("_interest", "_emb", "description_embedding")
-    d = d.withColumn("photos", F.coalesce("photos", F.lit(0))).withColumn("visitors", F.coalesce("visitors", F.lit(0)))
+    d = d.withColumn("embedding", blended.cast("array<float>")).drop("_interest", "_emb", "_kind_interest", "_kind_emb",
+                                                "description_embedding")
     d = d.withColumn("kind", F.coalesce(F.col("kind"), F.element_at(top_labels_expr("interest", labels, 1,
                                                                                      scene_count), 1)))
     return d.withColumn("top_labels", top_labels_expr("interest", labels, 2, scene_count, n_attr=3,
                                                       baseline=baseline))
+
+
+def _shrink(own: str, prior, prior_photos: float, dtype: str):
+    """(photos * own + prior_photos * prior) / (photos + prior_photos), element-wise, as `dtype`; `own` alone
+    without a prior, `prior` alone without photos."""
+    own_c = F.col(own)
+    mixed = F.zip_with(own_c, prior, lambda a, b: (F.col("photos") * a + prior_photos * b)
+                       / (F.col("photos") + prior_photos))
+    return (F.when(own_c.isNull(), prior).when(prior.isNull() | F.lit(prior_photos <= 0), own_c)
+            .otherwise(mixed)).cast(dtype)
 
 
 def cosine_expr(a: str, b: str) -> str:

@@ -1,11 +1,13 @@
-"""Travel suggestions: unvisited destinations ranked by a blend of content similarity and collaborative filtering.
+"""Travel suggestions: unvisited destinations ranked by a blend of content similarity, collaborative filtering and
+popularity.
 
 Content: a user's profile (mean interest distribution and mean joint-space embedding of their photos) against each
-destination's profile (the same, from the photos taken there and its catalog description). Collaborative: MLlib
-`ALS` with implicit feedback on user x destination visits. Both are turned into per-user percentile ranks and
-blended (`contentWeight`, tuned on validation by `wanderlens.travel.evaluate`); users ALS has never seen are served by
-content alone. A greedy re-rank keeps kinds varied unless the user only photographs one kind, and every suggestion
-carries its reasons in words.
+destination's profile (the same, from the photos taken there, shrunk towards its kind's photos, and its catalog
+description), both centred on their own means. Collaborative: MLlib `ALS` with implicit feedback on user x
+destination visits. Each is turned into per-user percentile ranks and blended with popularity (`contentWeight`,
+`popularityWeight`, tuned on validation by `wanderlens.travel.evaluate`); users ALS has never seen are served by
+content and popularity. A greedy re-rank keeps kinds varied unless the user only photographs one kind, and every
+suggestion carries its reasons in words.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.travel.profiles import cosine_expr, destination_profiles, mean_interest, user_profiles
+from wanderlens.travel.profiles import (
+    cosine_expr,
+    destination_profiles,
+    mean_arrays,
+    mean_interest,
+    user_profiles,
+)
 from wanderlens.travel.trips import join_words, plural, require_columns
 
 
@@ -37,7 +45,13 @@ class _RecParams(Params):
     alpha = Param(Params._dummy(), "alpha", "ALS implicit confidence scale", TypeConverters.toFloat)
     maxIter = Param(Params._dummy(), "maxIter", "ALS iterations", TypeConverters.toInt)
     contentWeight = Param(Params._dummy(), "contentWeight",
-                          "share of content similarity in the blend (the rest is ALS)", TypeConverters.toFloat)
+                          "share of content similarity in the blend", TypeConverters.toFloat)
+    popularityWeight = Param(Params._dummy(), "popularityWeight",
+                             "share of popularity in the blend (ALS gets 1 - contentWeight - popularityWeight)",
+                             TypeConverters.toFloat)
+    priorPhotos = Param(Params._dummy(), "priorPhotos",
+                        "photos' worth of its kind's mean that a destination profile is shrunk towards",
+                        TypeConverters.toFloat)
     interestWeight = Param(Params._dummy(), "interestWeight",
                            "share of the interest-distribution cosine in content similarity (rest: embedding)",
                            TypeConverters.toFloat)
@@ -50,8 +64,8 @@ class _RecParams(Params):
 
     def _init_defaults(self) -> None:
         self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=10.0, maxIter=10, contentWeight=0.5,
-                         interestWeight=0.5, diversity=0.1, descriptionWeight=0.3, seed=0,
-                         numSuggestions=10)
+                         popularityWeight=0.0, priorPhotos=10.0, interestWeight=0.5, diversity=0.1,
+                         descriptionWeight=0.3, seed=0, numSuggestions=10)
 
 
 class TravelRecommender(Estimator, _RecParams):
@@ -75,7 +89,8 @@ class TravelRecommender(Estimator, _RecParams):
         # Profiles and visits are small and read many times (scoring, reasons, saving): keep them cached.
         baseline = mean_interest(photos)
         users = user_profiles(photos, labels, sc, baseline).cache()
-        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight"), baseline).cache()
+        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight"), baseline,
+                                     g("priorPhotos")).cache()
         visits = (photos.where(F.col("destination_id").isNotNull())
                   .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos"))).cache()
         didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(
@@ -111,11 +126,16 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         and their per-user percentiles `content_pr`, `cf_pr`, `pop_pr`."""
         g = self.getOrDefault
         u = self.users if users is None else self.users.join(users.select("user_id").distinct(), "user_id")
-        d = self.destinations
-        pairs = (u.select("user_id", F.col("interest").alias("u_int"), F.col("embedding").alias("u_emb"))
-                 .crossJoin(d.select("destination_id", F.col("interest").alias("d_int"),
-                                     F.col("embedding").alias("d_emb"), F.col("visitors").alias("popularity")))
-                 .join(self.visits, ["user_id", "destination_id"], "left_anti"))
+        # Content similarity compares what sets a user apart from other users with what sets a place apart from
+        # other places: each side is centred on its own mean first, or every cosine is dominated by what all
+        # photos share (and places photographed more, being closer to that mean, would win).
+        uc, dc = self._centers()
+        u = u.crossJoin(F.broadcast(uc)).select(
+            "user_id", _minus("interest", "_c_int").alias("u_int"), _minus("embedding", "_c_emb").alias("u_emb"))
+        d = self.destinations.crossJoin(F.broadcast(dc)).select(
+            "destination_id", _minus("interest", "_c_int").alias("d_int"), _minus("embedding", "_c_emb").alias("d_emb"),
+            F.col("visitors").alias("popularity"))
+        pairs = u.crossJoin(d).join(self.visits, ["user_id", "destination_id"], "left_anti")
         iw = float(g("interestWeight"))
         pairs = pairs.withColumn(
             "content", F.expr(f"{iw} * {cosine_expr('u_int', 'd_int')} + {1 - iw} * {cosine_expr('u_emb', 'd_emb')}")
@@ -123,16 +143,31 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         idx = self.dest_indexer.transform(self.user_indexer.transform(pairs))
         scored = self.als_model.transform(idx).withColumnRenamed("prediction", "cf")
         scored = scored.withColumn("cf", F.when(F.isnan("cf"), None).otherwise(F.col("cf").cast("double")))
-        scored = scored.drop("user_idx", "dest_idx")
-        return (scored.withColumn("content_pr", _percentile("content")).withColumn("cf_pr", _percentile("cf"))
-                .withColumn("pop_pr", _percentile("popularity")))
+        # For a user ALS knows, a place no one visited has no ALS factors: it ranks last by ALS, not unranked.
+        known_user = F.col("user_idx") < F.lit(float(len(self.user_indexer.labels)))
+        scored = scored.withColumn("_known", known_user).drop("user_idx", "dest_idx")
+        return (scored.withColumn("content_pr", _percentile("content"))
+                .withColumn("cf_pr", F.when(F.col("_known"), F.coalesce(_percentile("cf"), F.lit(0.0))))
+                .withColumn("pop_pr", _percentile("popularity")).drop("_known"))
 
-    def blend(self, cands: DataFrame, content_weight: float | None = None) -> DataFrame:
-        """Adds `score`: the blend of content and ALS percentiles (content alone where ALS has no opinion)."""
-        w = float(self.getOrDefault("contentWeight") if content_weight is None else content_weight)
-        # Popularity breaks ties between equally ranked candidates only.
+    def _centers(self) -> tuple[DataFrame, DataFrame]:
+        """One-row tables of the mean interest and embedding (`_c_int`, `_c_emb`) over users and over destinations."""
+        return tuple(mean_arrays(t.withColumn("_all", F.lit(1)), "_all",
+                                 {"interest": "_c_int", "embedding": "_c_emb"}).drop("_all")
+                     for t in (self.users, self.destinations))
+
+    def blend(self, cands: DataFrame, content_weight: float | None = None,
+              popularity_weight: float | None = None) -> DataFrame:
+        """Adds `score`: the weighted blend of the content, ALS and popularity percentiles; where ALS has no opinion
+        (users it never saw) the other two share its weight in proportion."""
+        g = self.getOrDefault
+        wc = float(g("contentWeight") if content_weight is None else content_weight)
+        wp = float(g("popularityWeight") if popularity_weight is None else popularity_weight)
+        wf = max(0.0, 1.0 - wc - wp)
+        # A tiny popularity term breaks ties between equally ranked candidates.
+        without_cf = (wc * F.col("content_pr") + wp * F.col("pop_pr")) / F.lit(max(wc + wp, 1e-9))
         return cands.withColumn(
-            "score", F.coalesce(w * F.col("content_pr") + (1 - w) * F.col("cf_pr"), F.col("content_pr"))
+            "score", F.coalesce(wc * F.col("content_pr") + wf * F.col("cf_pr") + wp * F.col("pop_pr"), without_cf)
             + 1e-3 * F.col("pop_pr"))
 
     def focus(self) -> DataFrame:
@@ -228,10 +263,20 @@ def greedy_pick(scores: np.ndarray, kinds: list, k: int, penalty: float) -> list
     return chosen
 
 
-def blend_scores(content_pr: np.ndarray, cf_pr: np.ndarray, pop_pr: np.ndarray, weight: float) -> np.ndarray:
-    """Numpy twin of `TravelRecommenderModel.blend` (content alone where ALS has no opinion)."""
-    mix = weight * content_pr + (1 - weight) * cf_pr
-    return np.where(np.isnan(mix), content_pr, mix) + 1e-3 * np.nan_to_num(pop_pr)
+def blend_scores(content_pr: np.ndarray, cf_pr: np.ndarray, pop_pr: np.ndarray, weight: float,
+                 popularity_weight: float = 0.0) -> np.ndarray:
+    """Numpy twin of `TravelRecommenderModel.blend` (content and popularity alone where ALS has no opinion)."""
+    wc, wp = weight, popularity_weight
+    wf = max(0.0, 1.0 - wc - wp)
+    mix = wc * content_pr + wf * cf_pr + wp * pop_pr
+    without_cf = (wc * content_pr + wp * pop_pr) / max(wc + wp, 1e-9)
+    return np.where(np.isnan(mix), without_cf, mix) + 1e-3 * np.nan_to_num(pop_pr)
+
+
+def _minus(col: str, center: str):
+    """Element-wise `col - center` (array columns); `col` unchanged where there is no center."""
+    return F.when(F.col(center).isNull(), F.col(col)).otherwise(
+        F.zip_with(col, center, lambda a, b: a - b))
 
 
 def _label_phrase(label: str, scenes: list[str]) -> str:
