@@ -143,9 +143,12 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     dest_ids = [r["destination_id"] for r in catalog.select("destination_id").orderBy("destination_id").collect()]
     keep = [c for c in ("photo_id", "user_id", "trip_id", "taken_at", "latitude", "destination_id", "interest",
                         "joint_embedding") if c in photos.columns]
-    photos = photos.select(*keep).cache()  # read by every split and fit below
+    # Materialised with their lineage cut (localCheckpoint, not cache): Spark renders a cached table's whole plan
+    # into the plan of every query that reads it, and the fits and rankings below stack many such queries (a Java
+    # heap OOM at 16,000 photos with cache()).
+    photos = photos.select(*keep).localCheckpoint()
     train, relevant = last_trip_split(photos)
-    relevant = relevant.cache()
+    relevant = relevant.localCheckpoint()
     users = relevant.select("user_id").distinct()
     cold = users.where(F.abs(F.hash(F.concat(F.col("user_id"), F.lit(str(seed))))) % 1000 < cold_fraction * 1000)
     cold_ids = [r["user_id"] for r in cold.collect()]
@@ -161,7 +164,7 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     grid = [dict(g) for g in (als_grid or [als_params or {}])]
     # Validation: hide the last training trip; tune the blend (with its ALS settings) and, apart, ALS alone.
     vtrain, vrel = last_trip_split(train)
-    vtrain = truncate(vtrain).cache()
+    vtrain = truncate(vtrain).localCheckpoint()
     vrel = vrel.where(~F.col("user_id").isin(cold_ids))
     best, best_als = (-1.0, 0, 0.5, 0.0, 0.0), (-1.0, 0)
     for gi, als in enumerate(grid):
@@ -171,6 +174,7 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
         vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).localCheckpoint()
         vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
         vpred.unpersist()
+        vmodel.unpersist()
         if vres["ALS only"]["ndcg@k"] > best_als[0] + 1e-9:
             best_als = (vres["ALS only"]["ndcg@k"], gi)
         for w, p, d in blends:
@@ -180,10 +184,9 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
                 best = (m["ndcg@k"], gi, w, p, d)
     _, gi, result.content_weight, result.popularity_weight, result.diversity = best
     result.als_params, result.als_only_params = grid[gi], grid[best_als[1]]
-    vtrain.unpersist()
     # Test: fit on all training photos, score each method on the held-out last trips (ALS alone with the settings
     # it did best with on validation, the blend with its own).
-    train = truncate(train).cache()
+    train = truncate(train).localCheckpoint()
     chosen = (result.content_weight, result.popularity_weight, result.diversity)
     methods_by_setting = {gi: ["popularity", "content only", "blend"]}
     methods_by_setting.setdefault(best_als[1], []).append("ALS only")
@@ -192,9 +195,9 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
         model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **grid[g]).fit(train)
         ranked = rank_all(model, model.candidates(), k, [chosen], dest_ids).withColumn(
             "method", F.when(F.col("method").startswith("blend"), "blend").otherwise(F.col("method")))
-        preds.append(ranked.where(F.col("method").isin(methods)))
-    pred = (preds[0] if len(preds) == 1 else preds[0].unionByName(preds[1])).localCheckpoint()
-    train.unpersist()
+        preds.append(ranked.where(F.col("method").isin(methods)).localCheckpoint())
+        model.unpersist()
+    pred = preds[0] if len(preds) == 1 else preds[0].unionByName(preds[1])
     order = ["popularity", "ALS only", "content only", "blend"]
     warm = ranking_metrics(pred, relevant.where(~F.col("user_id").isin(cold_ids)), dest_ids, k)
     result.warm = [{"method": m, **warm[m]} for m in order if m in warm]

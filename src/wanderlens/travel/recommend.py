@@ -150,6 +150,12 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
                 .withColumn("cf_pr", F.when(F.col("_known"), F.coalesce(_percentile("cf"), F.lit(0.0))))
                 .withColumn("pop_pr", _percentile("popularity")).drop("_known"))
 
+    def unpersist(self) -> TravelRecommenderModel:
+        """Drop the cached profiles and visits (a model used once, as in an evaluation loop)."""
+        for df in (self.users, self.destinations, self.visits):
+            df.unpersist()
+        return self
+
     def _centers(self) -> tuple[DataFrame, DataFrame]:
         """One-row tables of the mean interest and embedding (`_c_int`, `_c_emb`) over users and over destinations."""
         return tuple(mean_arrays(t.withColumn("_all", F.lit(1)), "_all",
