@@ -147,7 +147,7 @@ def main() -> None:
     t0 = time.time()
     ev = evaluate_recommenders(jphotos.where(F.col("joint_embedding").isNotNull()), embed_catalog(catalog), labels,
                                sc, k=k, seed=args.seed, weights=(0.0, 0.25, 0.5, 0.75, 1.0),
-                               popularity_weights=(0.0, 0.25, 0.5), diversities=(0.0, 0.1),
+                               popularity_weights=(0.0, 0.25, 0.5, 0.75), diversities=(0.0, 0.3),
                                als_grid=[{"rank": r, "alpha": a} for r in (2, 8) for a in (1.0, 10.0)])
     rows = [[r["method"], r["users"], r["precision@k"], r["ndcg@k"], r["MAP"]] for r in ev.warm]
     table(f"suggestions, warm users, each user's last trip held out (blend: content {ev.content_weight}, popularity "

@@ -126,13 +126,18 @@ def test_destination_profiles_shrink_towards_their_kind(spark):
 
 
 def test_blend_weights_and_users_unknown_to_als():
-    cpr, fpr, ppr = np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5]), np.array([0.0, 0.5, 1.0])
-    np.testing.assert_allclose(blend_scores(cpr, fpr, ppr, 1.0) - 1e-3 * ppr, cpr)
-    np.testing.assert_allclose(blend_scores(cpr, fpr, ppr, 0.0) - 1e-3 * ppr, fpr)
-    np.testing.assert_allclose(blend_scores(cpr, fpr, ppr, 0.2, 0.3) - 1e-3 * ppr, 0.2 * cpr + 0.5 * fpr + 0.3 * ppr)
+    cz, fz, pz = np.array([1.0, -1.0, 0.0]), np.array([-1.0, 1.0, 0.0]), np.array([-1.2, 0.0, 1.2])
+    ppr = np.array([0.0, 0.5, 1.0])  # popularity percentile: tie-break only
+
+    def blend(*args):
+        return blend_scores(*args) - 1e-3 * ppr
+
+    np.testing.assert_allclose(blend(cz, fz, pz, ppr, 1.0), cz)
+    np.testing.assert_allclose(blend(cz, fz, pz, ppr, 0.0), fz)
+    np.testing.assert_allclose(blend(cz, fz, pz, ppr, 0.2, 0.3), 0.2 * cz + 0.5 * fz + 0.3 * pz)
     # A user ALS never saw: content and popularity share the ALS weight in proportion.
     none = np.full(3, np.nan)
-    np.testing.assert_allclose(blend_scores(cpr, none, ppr, 0.2, 0.3) - 1e-3 * ppr, (0.2 * cpr + 0.3 * ppr) / 0.5)
+    np.testing.assert_allclose(blend(cz, none, pz, ppr, 0.2, 0.3), (0.2 * cz + 0.3 * pz) / 0.5)
 
 
 def test_contrastive_projection_finds_uncaptioned_images_by_text():

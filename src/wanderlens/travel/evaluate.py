@@ -56,8 +56,8 @@ def rank_all(model: TravelRecommenderModel, cands: DataFrame, k: int, blends: li
     """user_id, method, prediction (destination indexes as doubles, best first) for the baselines and each
     (content weight, popularity weight, diversity) blend, in one grouped pass over the candidates."""
     index = {d: float(i) for i, d in enumerate(dest_ids)}
-    pre = model.with_context(cands).select("user_id", "destination_id", "popularity", "content", "cf", "content_pr",
-                                           "cf_pr", "pop_pr", "kind", "focus")
+    pre = model.with_context(cands).select("user_id", "destination_id", "popularity", "content", "cf", "content_z",
+                                           "cf_z", "pop_z", "pop_pr", "kind", "focus")
     schema = "user_id string, method string, prediction array<double>"
 
     def per_user(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -68,11 +68,11 @@ def rank_all(model: TravelRecommenderModel, cands: DataFrame, k: int, blends: li
             v = pd.to_numeric(pdf[col], errors="coerce").fillna(-np.inf).to_numpy()
             order = np.argsort(-v, kind="stable")[:k]
             rows.append((name, [ids[i] for i in order]))
-        cpr, fpr, ppr = (pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=float)
-                         for c in ("content_pr", "cf_pr", "pop_pr"))
+        cz, fz, pz, ppr = (pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=float)
+                           for c in ("content_z", "cf_z", "pop_z", "pop_pr"))
         kinds = pdf["kind"].tolist()
         for w, wp, div in blends:
-            score = blend_scores(cpr, fpr, ppr, w, wp)
+            score = blend_scores(cz, fz, pz, ppr, w, wp)
             order = np.argsort(-score, kind="stable")
             pick = greedy_pick(score[order], [kinds[i] for i in order], k, user_diversity(pdf["focus"].iloc[0], div))
             rows.append((blend_name(w, wp, div), [ids[order[i]] for i in pick]))
@@ -129,7 +129,7 @@ class RecommendEvaluation:
 def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[str], scene_count: int, k: int = 10,
                           weights: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0),
                           popularity_weights: tuple[float, ...] = (0.0, 0.2, 0.4),
-                          diversities: tuple[float, ...] = (0.0, 0.05, 0.15), cold_fraction: float = 0.25,
+                          diversities: tuple[float, ...] = (0.0, 0.1, 0.3), cold_fraction: float = 0.25,
                           cold_photos: int = 5, seed: int = 0, als_params: dict | None = None,
                           als_grid: list[dict] | None = None) -> RecommendEvaluation:
     """Held-out-last-trip evaluation of popularity, ALS only, content only and the tuned blend, warm and cold.

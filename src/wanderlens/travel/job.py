@@ -26,7 +26,7 @@ from wanderlens.travel.trips import TripSegmenter, summarize_trips
 DEFAULTS: dict[str, Any] = {
     "fact_threshold": 0.8, "likely_threshold": 0.5, "possible_threshold": 0.3, "captions_per_photo": 2,
     "max_gap_hours": 36.0, "max_distance_km": 400.0, "content_weight": 0.5, "popularity_weight": 0.25,
-    "diversity": 0.05, "suggestions_per_user": 10, "projection_epochs": 150, "caption_weight": 0.5, "seed": 0,
+    "diversity": 0.3, "suggestions_per_user": 10, "projection_epochs": 150, "caption_weight": 0.5, "seed": 0,
 }
 
 

@@ -4,10 +4,10 @@ popularity.
 Content: a user's profile (mean interest distribution and mean joint-space embedding of their photos) against each
 destination's profile (the same, from the photos taken there, shrunk towards its kind's photos, and its catalog
 description), both centred on their own means. Collaborative: MLlib `ALS` with implicit feedback on user x
-destination visits. Each is turned into per-user percentile ranks and blended with popularity (`contentWeight`,
-`popularityWeight`, tuned on validation by `wanderlens.travel.evaluate`); users ALS has never seen are served by
-content and popularity. A greedy re-rank keeps kinds varied unless the user only photographs one kind, and every
-suggestion carries its reasons in words.
+destination visits. Each, with log popularity, is turned into per-user standard scores and blended
+(`contentWeight`, `popularityWeight`, tuned on validation by `wanderlens.travel.evaluate`); users ALS has never seen
+are served by content and popularity. A greedy re-rank keeps kinds varied unless the user only photographs one
+kind, and every suggestion carries its reasons in words.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class _RecParams(Params):
     interestWeight = Param(Params._dummy(), "interestWeight",
                            "share of the interest-distribution cosine in content similarity (rest: embedding)",
                            TypeConverters.toFloat)
-    diversity = Param(Params._dummy(), "diversity", "penalty per already-suggested destination of the same kind",
+    diversity = Param(Params._dummy(), "diversity",
+                      "penalty per already-suggested destination of the same kind (in standard-score units)",
                       TypeConverters.toFloat)
     descriptionWeight = Param(Params._dummy(), "descriptionWeight",
                               "share of the catalog description in a destination's embedding", TypeConverters.toFloat)
@@ -64,7 +65,7 @@ class _RecParams(Params):
 
     def _init_defaults(self) -> None:
         self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=10.0, maxIter=10, contentWeight=0.5,
-                         popularityWeight=0.0, priorPhotos=10.0, interestWeight=0.5, diversity=0.1,
+                         popularityWeight=0.0, priorPhotos=10.0, interestWeight=0.5, diversity=0.3,
                          descriptionWeight=0.3, seed=0, numSuggestions=10)
 
 
@@ -122,8 +123,9 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         self.user_indexer, self.dest_indexer, self.als_model = user_indexer, dest_indexer, als_model
 
     def candidates(self, users: DataFrame | None = None) -> DataFrame:
-        """Every (user, unvisited destination) with `content`, `cf` (null for users ALS never saw), `popularity`
-        and their per-user percentiles `content_pr`, `cf_pr`, `pop_pr`."""
+        """Every (user, unvisited destination) with `content`, `cf` (null for users ALS never saw), `popularity`,
+        their per-user percentiles `content_pr`, `cf_pr`, `pop_pr` (for reasons) and per-user standard scores
+        `content_z`, `cf_z`, `pop_z` (log popularity) that the blend adds up."""
         g = self.getOrDefault
         u = self.users if users is None else self.users.join(users.select("user_id").distinct(), "user_id")
         # Content similarity compares what sets a user apart from other users with what sets a place apart from
@@ -146,9 +148,14 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         # For a user ALS knows, a place no one visited has no ALS factors: it ranks last by ALS, not unranked.
         known_user = F.col("user_idx") < F.lit(float(len(self.user_indexer.labels)))
         scored = scored.withColumn("_known", known_user).drop("user_idx", "dest_idx")
+        per_user = Window.partitionBy("user_id")
+        cf_floor = F.coalesce(F.col("cf"), F.min("cf").over(per_user))
         return (scored.withColumn("content_pr", _percentile("content"))
                 .withColumn("cf_pr", F.when(F.col("_known"), F.coalesce(_percentile("cf"), F.lit(0.0))))
-                .withColumn("pop_pr", _percentile("popularity")).drop("_known"))
+                .withColumn("pop_pr", _percentile("popularity"))
+                .withColumn("content_z", _standard(F.col("content")))
+                .withColumn("cf_z", F.when(F.col("_known"), F.coalesce(_standard(cf_floor), F.lit(0.0))))
+                .withColumn("pop_z", _standard(F.log1p("popularity"))).drop("_known"))
 
     def unpersist(self) -> TravelRecommenderModel:
         """Drop the cached profiles and visits (a model used once, as in an evaluation loop)."""
@@ -164,16 +171,19 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
 
     def blend(self, cands: DataFrame, content_weight: float | None = None,
               popularity_weight: float | None = None) -> DataFrame:
-        """Adds `score`: the weighted blend of the content, ALS and popularity percentiles; where ALS has no opinion
-        (users it never saw) the other two share its weight in proportion."""
+        """Adds `score`: the weighted sum of the per-user standard scores of content, ALS and log popularity; where
+        ALS has no opinion (users it never saw) the other two share its weight in proportion.
+
+        Standard scores, not ranks: popularity is long-tailed and a rank would squash the gap between the few places
+        everybody goes and the rest."""
         g = self.getOrDefault
         wc = float(g("contentWeight") if content_weight is None else content_weight)
         wp = float(g("popularityWeight") if popularity_weight is None else popularity_weight)
         wf = max(0.0, 1.0 - wc - wp)
-        # A tiny popularity term breaks ties between equally ranked candidates.
-        without_cf = (wc * F.col("content_pr") + wp * F.col("pop_pr")) / F.lit(max(wc + wp, 1e-9))
+        # A tiny popularity term breaks ties between equally scored candidates.
+        without_cf = (wc * F.col("content_z") + wp * F.col("pop_z")) / F.lit(max(wc + wp, 1e-9))
         return cands.withColumn(
-            "score", F.coalesce(wc * F.col("content_pr") + wf * F.col("cf_pr") + wp * F.col("pop_pr"), without_cf)
+            "score", F.coalesce(wc * F.col("content_z") + wf * F.col("cf_z") + wp * F.col("pop_z"), without_cf)
             + 1e-3 * F.col("pop_pr"))
 
     def focus(self) -> DataFrame:
@@ -269,14 +279,20 @@ def greedy_pick(scores: np.ndarray, kinds: list, k: int, penalty: float) -> list
     return chosen
 
 
-def blend_scores(content_pr: np.ndarray, cf_pr: np.ndarray, pop_pr: np.ndarray, weight: float,
+def blend_scores(content_z: np.ndarray, cf_z: np.ndarray, pop_z: np.ndarray, pop_pr: np.ndarray, weight: float,
                  popularity_weight: float = 0.0) -> np.ndarray:
     """Numpy twin of `TravelRecommenderModel.blend` (content and popularity alone where ALS has no opinion)."""
     wc, wp = weight, popularity_weight
     wf = max(0.0, 1.0 - wc - wp)
-    mix = wc * content_pr + wf * cf_pr + wp * pop_pr
-    without_cf = (wc * content_pr + wp * pop_pr) / max(wc + wp, 1e-9)
+    mix = wc * content_z + wf * cf_z + wp * pop_z
+    without_cf = (wc * content_z + wp * pop_z) / max(wc + wp, 1e-9)
     return np.where(np.isnan(mix), without_cf, mix) + 1e-3 * np.nan_to_num(pop_pr)
+
+
+def _standard(x):
+    """Per-user standard score of a column over the user's candidates (0 when they are all equal)."""
+    w = Window.partitionBy("user_id")
+    return (x - F.avg(x).over(w)) / (F.coalesce(F.stddev_pop(x).over(w), F.lit(0.0)) + F.lit(1e-9))
 
 
 def _minus(col: str, center: str):
