@@ -64,7 +64,7 @@ class _RecParams(Params):
     numSuggestions = Param(Params._dummy(), "numSuggestions", "suggestions per user (transform)", TypeConverters.toInt)
 
     def _init_defaults(self) -> None:
-        self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=10.0, maxIter=10, contentWeight=0.5,
+        self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=1.0, maxIter=10, contentWeight=0.5,
                          popularityWeight=0.0, priorPhotos=10.0, interestWeight=0.5, diversity=0.3,
                          descriptionWeight=0.3, seed=0, numSuggestions=10)
 
