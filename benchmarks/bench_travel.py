@@ -155,8 +155,10 @@ def main() -> None:
           f"tuned on validation; ALS {ev.als_params}, ALS alone {ev.als_only_params})",
           ["method", "users", "precision@10", "ndcg@10", "MAP"], rows)
     if ev.cold:
-        table("suggestions, cold-start users (first 5 photos only, unseen by ALS; the blend's ALS share goes to the "
-              "others)", ["method", "users", "precision@10", "ndcg@10", "MAP"],
+        table("suggestions, cold-start users (first 5 photos only, unseen by ALS; blend: content "
+              f"{ev.new_user_content_weight:.2f}, popularity {1 - ev.new_user_content_weight:.2f}, variety "
+              f"{ev.new_user_diversity}, tuned on validation's cold-start users)",
+              ["method", "users", "precision@10", "ndcg@10", "MAP"],
               [[r["method"], r["users"], r["precision@k"], r["ndcg@k"], r["MAP"]] for r in ev.cold])
     for group, gains in ev.gains.items():
         table(f"blend gain in ndcg@10 per {group} user over each baseline (mean, 95% paired bootstrap interval)",

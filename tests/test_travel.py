@@ -138,6 +138,9 @@ def test_blend_weights_and_users_unknown_to_als():
     # A user ALS never saw: content and popularity share the ALS weight in proportion.
     none = np.full(3, np.nan)
     np.testing.assert_allclose(blend(cz, none, pz, ppr, 0.2, 0.3), (0.2 * cz + 0.3 * pz) / 0.5)
+    # ... unless new users have a share of their own (tuned on validation apart).
+    np.testing.assert_allclose(blend(cz, none, pz, ppr, 0.2, 0.3, 0.9), 0.9 * cz + 0.1 * pz)
+    np.testing.assert_allclose(blend(cz, fz, pz, ppr, 0.2, 0.3, 0.9), 0.2 * cz + 0.5 * fz + 0.3 * pz)
 
 
 def test_contrastive_projection_finds_uncaptioned_images_by_text():
@@ -263,6 +266,7 @@ def test_held_out_trip_evaluation_compares_all_methods(spark, travel_run):
     assert len(ev.validation) == 10 and ev.content_weight + ev.popularity_weight <= 1.0
     assert ev.als_params in ({"rank": 2}, {"rank": 6, "alpha": 1.0})
     assert ev.als_only_params in ({"rank": 2}, {"rank": 6, "alpha": 1.0})
+    assert 0.0 <= ev.new_user_content_weight <= 1.0  # cold-start users' content : popularity share, tuned apart
     # The per-user ndcg behind the bootstrap intervals averages to MLlib's RankingEvaluator figures.
     ndcg = {r["method"]: r["ndcg@k"] for r in ev.warm}
     for g in ev.gains["warm"]:

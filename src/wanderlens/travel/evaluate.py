@@ -23,6 +23,7 @@ from wanderlens.travel.recommend import (
     TravelRecommenderModel,
     blend_scores,
     greedy_pick,
+    new_user_share,
     user_diversity,
 )
 from wanderlens.travel.trips import require_columns
@@ -123,6 +124,8 @@ class RecommendEvaluation:
     diversity: float = 0.0
     als_params: dict = field(default_factory=dict)       # the blend's ALS settings, chosen on validation
     als_only_params: dict = field(default_factory=dict)  # ALS alone's, chosen on validation
+    new_user_content_weight: float = -1.0  # users ALS never saw: share of content (rest popularity), on validation
+    new_user_diversity: float = 0.0
     k: int = 10
 
 
@@ -165,14 +168,22 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     # Validation: hide the last training trip; tune the blend (with its ALS settings) and, apart, ALS alone.
     vtrain, vrel = last_trip_split(train)
     vtrain = truncate(vtrain).localCheckpoint()
+    vrel_cold = vrel.where(F.col("user_id").isin(cold_ids)).localCheckpoint()
     vrel = vrel.where(~F.col("user_id").isin(cold_ids))
-    best, best_als = (-1.0, 0, 0.5, 0.0, 0.0), (-1.0, 0)
+    best, best_als, best_cold = (-1.0, 0, 0.5, 0.0, 0.0), (-1.0, 0), (-1.0, -1.0, 0.0)
     for gi, als in enumerate(grid):
         vmodel = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **als).fit(vtrain)
         # localCheckpoint, not cache: the ranked table is small, but its plan (every blend of the grid) is huge, and
         # Spark renders a cached plan into every later query's plan string (a Java heap OOM on 1,000 photos).
         vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).localCheckpoint()
         vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
+        if gi == 0 and cold_ids and not vrel_cold.isEmpty():
+            # New users: ALS never saw them, so only the blend's content : popularity proportion matters to them.
+            cres = ranking_metrics(vpred, vrel_cold, dest_ids, k, {"ndcg@k": "ndcgAtK"})
+            for w, p, d in blends:
+                m = cres[blend_name(w, p, d)]["ndcg@k"]
+                if m > best_cold[0] + 1e-9:
+                    best_cold = (m, new_user_share(w, p), d)
         vpred.unpersist()
         vmodel.unpersist()
         if vres["ALS only"]["ndcg@k"] > best_als[0] + 1e-9:
@@ -183,18 +194,30 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
             if m["ndcg@k"] > best[0] + 1e-9:
                 best = (m["ndcg@k"], gi, w, p, d)
     _, gi, result.content_weight, result.popularity_weight, result.diversity = best
+    if best_cold[0] >= 0:
+        result.new_user_content_weight, result.new_user_diversity = best_cold[1], best_cold[2]
+    else:  # no new user to tune on: as the blend would serve them
+        result.new_user_content_weight = new_user_share(result.content_weight, result.popularity_weight)
+        result.new_user_diversity = result.diversity
     result.als_params, result.als_only_params = grid[gi], grid[best_als[1]]
     # Test: fit on all training photos, score each method on the held-out last trips (ALS alone with the settings
     # it did best with on validation, the blend with its own).
     train = truncate(train).localCheckpoint()
     chosen = (result.content_weight, result.popularity_weight, result.diversity)
+    # A blend whose content : popularity proportion is the new users' tuned one ranks them as tuned.
+    chosen_new = (result.new_user_content_weight, 1.0 - result.new_user_content_weight, result.new_user_diversity)
+    name_warm, name_new = blend_name(*chosen), blend_name(*chosen_new)
     methods_by_setting = {gi: ["popularity", "content only", "blend"]}
     methods_by_setting.setdefault(best_als[1], []).append("ALS only")
     preds = []
     for g, methods in methods_by_setting.items():
         model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **grid[g]).fit(train)
-        ranked = rank_all(model, model.candidates(), k, [chosen], dest_ids).withColumn(
-            "method", F.when(F.col("method").startswith("blend"), "blend").otherwise(F.col("method")))
+        ranked = rank_all(model, model.candidates(), k, list(dict.fromkeys([chosen, chosen_new])), dest_ids)
+        is_new = F.col("user_id").isin(cold_ids)
+        own = F.when(is_new, F.col("method") == name_new).otherwise(F.col("method") == name_warm)
+        ranked = (ranked.where(~F.col("method").startswith("blend") | own)
+                  .withColumn("method", F.when(F.col("method").startswith("blend"), "blend")
+                              .otherwise(F.col("method"))))
         preds.append(ranked.where(F.col("method").isin(methods)).localCheckpoint())
         model.unpersist()
     pred = preds[0] if len(preds) == 1 else preds[0].unionByName(preds[1])

@@ -28,6 +28,7 @@ from wanderlens.travel.trips import TripSegmenter, summarize_trips
 DEFAULTS: dict[str, Any] = {
     "fact_threshold": 0.8, "likely_threshold": 0.5, "possible_threshold": 0.3, "captions_per_photo": 2,
     "max_gap_hours": 36.0, "max_distance_km": 400.0, "content_weight": 0.25, "popularity_weight": 0.5,
+    "new_user_content_weight": -1.0,
     "diversity": 0.3, "suggestions_per_user": 10, "projection_epochs": 150, "caption_weight": 0.5, "seed": 0,
 }
 
@@ -188,7 +189,9 @@ def run_travel(spark: SparkSession, features_dir: str | Path, model_dir: str | P
         step("suggestions")
         rec = TravelRecommender(embed_catalog(catalog).cache(), labels=labels, sceneCount=sc,
                                 contentWeight=float(cfg["content_weight"]),
-                                popularityWeight=float(cfg["popularity_weight"]), diversity=float(cfg["diversity"]),
+                                popularityWeight=float(cfg["popularity_weight"]),
+                                newUserContentWeight=float(cfg["new_user_content_weight"]),
+                                diversity=float(cfg["diversity"]),
                                 seed=int(cfg["seed"])).fit(photos.where(F.col("interest").isNotNull()
                                                                         & F.col("joint_embedding").isNotNull()))
         rec.write().overwrite().save(str(out / "recommender"))

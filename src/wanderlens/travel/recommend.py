@@ -49,6 +49,9 @@ class _RecParams(Params):
     popularityWeight = Param(Params._dummy(), "popularityWeight",
                              "share of popularity in the blend (ALS gets 1 - contentWeight - popularityWeight)",
                              TypeConverters.toFloat)
+    newUserContentWeight = Param(Params._dummy(), "newUserContentWeight",
+                                 "for users ALS never saw: share of content (the rest popularity); negative: "
+                                 "contentWeight and popularityWeight in proportion", TypeConverters.toFloat)
     priorPhotos = Param(Params._dummy(), "priorPhotos",
                         "photos' worth of its kind's mean that a destination profile is shrunk towards",
                         TypeConverters.toFloat)
@@ -65,8 +68,8 @@ class _RecParams(Params):
 
     def _init_defaults(self) -> None:
         self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=1.0, maxIter=10, contentWeight=0.5,
-                         popularityWeight=0.0, priorPhotos=10.0, interestWeight=0.5, diversity=0.3,
-                         descriptionWeight=0.3, seed=0, numSuggestions=10)
+                         popularityWeight=0.0, newUserContentWeight=-1.0, priorPhotos=10.0, interestWeight=0.5,
+                         diversity=0.3, descriptionWeight=0.3, seed=0, numSuggestions=10)
 
 
 class TravelRecommender(Estimator, _RecParams):
@@ -180,8 +183,9 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         wc = float(g("contentWeight") if content_weight is None else content_weight)
         wp = float(g("popularityWeight") if popularity_weight is None else popularity_weight)
         wf = max(0.0, 1.0 - wc - wp)
+        n = new_user_share(wc, wp, float(g("newUserContentWeight")))
         # A tiny popularity term breaks ties between equally scored candidates.
-        without_cf = (wc * F.col("content_z") + wp * F.col("pop_z")) / F.lit(max(wc + wp, 1e-9))
+        without_cf = n * F.col("content_z") + (1.0 - n) * F.col("pop_z")
         return cands.withColumn(
             "score", F.coalesce(wc * F.col("content_z") + wf * F.col("cf_z") + wp * F.col("pop_z"), without_cf)
             + 1e-3 * F.col("pop_pr"))
@@ -279,13 +283,23 @@ def greedy_pick(scores: np.ndarray, kinds: list, k: int, penalty: float) -> list
     return chosen
 
 
+def new_user_share(content_weight: float, popularity_weight: float, new_user_content_weight: float = -1.0) -> float:
+    """Share of content (the rest popularity) for users ALS never saw: `new_user_content_weight` when it is set
+    (>= 0), else content and popularity in the proportion of their blend weights."""
+    if new_user_content_weight >= 0:
+        return min(1.0, new_user_content_weight)
+    total = content_weight + popularity_weight
+    return content_weight / total if total > 0 else 0.0
+
+
 def blend_scores(content_z: np.ndarray, cf_z: np.ndarray, pop_z: np.ndarray, pop_pr: np.ndarray, weight: float,
-                 popularity_weight: float = 0.0) -> np.ndarray:
+                 popularity_weight: float = 0.0, new_user_content_weight: float = -1.0) -> np.ndarray:
     """Numpy twin of `TravelRecommenderModel.blend` (content and popularity alone where ALS has no opinion)."""
     wc, wp = weight, popularity_weight
     wf = max(0.0, 1.0 - wc - wp)
     mix = wc * content_z + wf * cf_z + wp * pop_z
-    without_cf = (wc * content_z + wp * pop_z) / max(wc + wp, 1e-9)
+    n = new_user_share(wc, wp, new_user_content_weight)
+    without_cf = n * content_z + (1.0 - n) * pop_z
     return np.where(np.isnan(mix), without_cf, mix) + 1e-3 * np.nan_to_num(pop_pr)
 
 
