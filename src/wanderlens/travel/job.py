@@ -23,12 +23,12 @@ from wanderlens.travel.recommend import TravelRecommender
 from wanderlens.travel.search import JointSpaceProjection
 from wanderlens.travel.trips import TripSegmenter, summarize_trips
 
-# Suggestion weights as tuned on validation by bench_travel (16,000-photo sample, docs/benchmarks.md); the variety
-# penalty is a product choice (validation prefers none: variety costs a little accuracy).
+# Suggestion weights as tuned on validation by bench_travel (16,000-photo samples, docs/benchmarks.md); the variety
+# penalty is a product choice (validation mostly prefers none: variety costs a little accuracy).
 DEFAULTS: dict[str, Any] = {
     "fact_threshold": 0.8, "likely_threshold": 0.5, "possible_threshold": 0.3, "captions_per_photo": 2,
     "max_gap_hours": 36.0, "max_distance_km": 400.0, "content_weight": 0.25, "popularity_weight": 0.5,
-    "new_user_content_weight": -1.0,
+    "new_user_content_weight": 0.33,
     "diversity": 0.3, "suggestions_per_user": 10, "projection_epochs": 150, "caption_weight": 0.5, "seed": 0,
 }
 
