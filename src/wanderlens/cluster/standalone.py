@@ -480,17 +480,7 @@ def _kill_family(family: dict[int, int], sig: int) -> None:
 def _session_members(sid: int) -> list[int]:
     """Pids in session `sid`: a daemon started with its own session and everything it spawned, including
     processes that moved to process groups of their own (TorchDistributor's torchrun)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+    return [pid for pid, (_, session, _) in _proc_table().items() if session == sid]
 
 
 def _kill_all(pids: list[int], sig: int) -> None:
