@@ -2,10 +2,11 @@
 they had not visited before are what a recommender should find.
 
 One run compares the popularity baseline, ALS alone, content alone and the blend with MLlib `RankingEvaluator`
-(precision@k, ndcg@k, MAP). The blend's content and popularity weights and its variety penalty are tuned on a
-validation split (the last trip of the training part); warm users and simulated cold-start users (few photos, unseen
-by ALS) are scored apart. Per-user ndcg@k (the same definition as MLlib's, checked against it) gives a paired
-bootstrap interval for the blend's gain over each baseline, so a gain can be told from noise.
+(precision@k, ndcg@k, MAP). The blend's content and popularity weights, its variety penalty and the ALS settings
+are tuned on a validation split (the last trip of the training part), and the cold-start users' content share
+apart; warm users and simulated cold-start users (few photos, unseen by ALS) are scored apart. Per-user ndcg@k
+(the same definition as MLlib's, checked against it) gives a paired bootstrap interval for the blend's gain over
+each baseline, so a gain can be told from noise.
 """
 
 from __future__ import annotations
