@@ -61,7 +61,11 @@ def cluster(tmp_path_factory):
 
 def _driver(args: list[str], log: Path) -> subprocess.Popen:
     """The pipeline as its own driver process, in its own session (so killing it takes its JVM along)."""
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONUNBUFFERED="1")
+    # Eight image-embedding tasks instead of one per core: the two workers then stay busy side by side for the
+    # whole stage, so the kill below reliably finds a task running on each (with two tasks, one could finish
+    # before the other started on an idle machine, and the test saw no moment with both running).
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONUNBUFFERED="1",
+               PYSPARK_SUBMIT_ARGS="--conf spark.default.parallelism=8 pyspark-shell")
     env.pop("WANDERLENS_SPARK_MASTER", None)
     with open(log, "ab") as fh:
         return subprocess.Popen([sys.executable, "-m", "wanderlens.cluster.pipeline", *args], stdout=fh,
