@@ -1,24 +1,209 @@
-"""One configuration file (YAML or TOML) names the data, the tasks and the model; CLI flags override it.
+"""One typed configuration: every setting of every job has one name, one type and one default, here.
 
-`load_config` reads the file into a plain dict; `apply_overrides` sets dotted keys (`model.epochs=5`) on it.
+A wanderlens config file (YAML or TOML) has sections: `tasks` (optional list), `features`, `model`, `training`,
+`evaluation`, `travel`. Each section is a pydantic model below; unknown keys and wrong types are errors that name
+the key and the file. CLI `--set section.key=value` overrides use the same names. The Spark ML stages keep MLlib's
+camelCase Param names; `param_name` is the one mapping between the two (`learning_rate` <-> `learningRate`).
+
+    cfg = load_config("configs/sample.yaml", ["training.epochs=5"])
+    cfg.training.learning_rate            # typed, validated, defaulted
+    cfg.estimator_params()                # {"learningRate": 0.003, "maxEpochs": 5, ...} for MultiTaskClassifier
 """
 
 from __future__ import annotations
 
-import copy
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wanderlens.errors import ConfigError
 
+# Config names whose Param is not their plain camelCase (MLlib's `maxIter` style); every other setting maps by
+# snake_case -> camelCase.
+_PARAM_EXCEPTIONS = {"epochs": "maxEpochs"}
 
-def load_config(path: str | Path | None) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) config file; None gives an empty config."""
-    if path is None:
-        return {}
+
+def param_name(key: str) -> str:
+    """The Spark ML Param name of a config key: `learning_rate` -> `learningRate`, `epochs` -> `maxEpochs`."""
+    if key in _PARAM_EXCEPTIONS:
+        return _PARAM_EXCEPTIONS[key]
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+class Section(BaseModel):
+    """A config section: unknown keys and wrong types are errors; assignments are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_means_default(cls, data: Any) -> Any:
+        """A key written with no value (`checkpoint_dir:` in YAML) takes its default."""
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+    def params(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """This section's settings as Spark ML Params (camelCase), leaving out None values and `exclude`."""
+        return {param_name(k): v for k, v in self.model_dump().items()
+                if v is not None and k not in (exclude or set())}
+
+
+class FeaturesConfig(Section):
+    """`wanderlens featurize`: encoders and text features."""
+
+    encoder: str = Field("efficientnet_lite0", description="image encoder: a packaged name or onnx:/path/model.onnx")
+    batch_size: int = Field(64, ge=1, description="photos / sentences per encoder call")
+    image_size: int = Field(0, ge=0, description="encoder input size in pixels (0: the encoder's own)")
+    top_k: int = Field(5, ge=0, description="ImageNet tags kept per photo")
+    num_features: int = Field(4096, ge=16, description="HashingTF buckets of the TF-IDF block")
+    min_doc_freq: int = Field(1, ge=0, description="IDF: terms in fewer documents are dropped")
+    cache_dir: str | None = Field(None, description="embedding cache folder (default: OUT/cache)")
+
+
+class ModelConfig(Section):
+    """The multi-task network (MultiTaskClassifier architecture Params)."""
+
+    features_cols: list[str] = Field(["features"], description="vector columns, concatenated in order")
+    architecture: Literal["single_task", "shared_bottom", "mmoe", "ple"] = "mmoe"
+    expert_hidden: list[int] = Field([64], description="widths of each expert (or of the shared bottom)")
+    tower_hidden: list[int] = Field([32], description="widths of each task tower")
+    num_experts: int = Field(4, ge=1, description="MMoE experts; PLE: task-specific experts per task")
+    num_shared_experts: int = Field(2, ge=0, description="PLE shared experts per level")
+    num_levels: int = Field(1, ge=1, description="PLE extraction levels")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in experts and towers")
+
+
+class TrainingConfig(Section):
+    """How the network is trained (MultiTaskClassifier training Params)."""
+
+    loss_weighting: Literal["equal", "uncertainty", "gradnorm", "dwa"] = "equal"
+    gradnorm_alpha: float = Field(1.5, description="GradNorm asymmetry alpha")
+    dwa_temperature: float = Field(2.0, gt=0.0, description="DWA temperature")
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    epochs: int = Field(10, ge=1, description="maximum passes over the training rows")
+    batch_size: int = Field(256, ge=1, description="rows per optimisation step (per process)")
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="rows held out for early stopping")
+    validation_indicator_col: str = Field("", description="boolean column marking validation rows (overrides "
+                                          "validation_fraction; empty: unused)")
+    patience: int = Field(0, ge=0, description="epochs without improvement before stopping (0: never)")
+    monitor: str = Field("loss", description="'loss', 'metric' (mean task metric) or a task name")
+    class_weights: Literal["none", "balanced"] = "none"
+    seed: int = 0
+    num_processes: int = Field(1, ge=1, description="1: in-process; more: TorchDistributor (DDP over gloo)")
+    checkpoint_dir: str = Field("", description="folder that makes the fit resumable (empty: none)")
+
+
+class SplitConfig(Section):
+    """How `wanderlens evaluate` splits rows into train / validation / test."""
+
+    by: str = Field("photo", description="photo | user | trip, or any column: rows sharing it stay together")
+    seed: int = 0
+    fractions: list[float] = Field([0.7, 0.15, 0.15], min_length=3, max_length=3)
+
+
+class ModalityConfig(Section):
+    """The feature columns and presence flags of one modality (for the single-modality variants)."""
+
+    columns: list[str]
+    presence: list[str] = []
+
+
+class LogisticConfig(Section):
+    """The MLlib LogisticRegression baseline."""
+
+    reg_param: float = Field(0.01, ge=0.0)
+    elastic_net: float = Field(0.0, ge=0.0, le=1.0)
+    max_iter: int = Field(100, ge=1)
+
+
+def _default_modalities() -> dict[str, ModalityConfig]:
+    return {"image": ModalityConfig(columns=["image_embedding"], presence=["has_image"]),
+            "text": ModalityConfig(columns=["text_tfidf", "sentence_embedding"], presence=["has_text"])}
+
+
+class EvaluationConfig(Section):
+    """`wanderlens evaluate`: the split, the seeds and the comparisons of the report."""
+
+    split: SplitConfig = SplitConfig()
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    compare: list[Literal["single_task", "modality", "logistic"]] = ["single_task", "modality", "logistic"]
+    features_col: str = "features"
+    modalities: dict[str, ModalityConfig] = Field(default_factory=_default_modalities)
+    logistic: LogisticConfig = LogisticConfig()
+    gallery: int = Field(24, ge=0, description="photos shown in the report's gallery")
+    photos_dir: str | None = None
+
+
+class DescriptionConfig(Section):
+    """How sure the model must be before a description states, hedges or mentions a claim."""
+
+    fact_threshold: float = Field(0.8, ge=0.0, le=1.0, description="stated as fact at or above")
+    likely_threshold: float = Field(0.5, ge=0.0, le=1.0, description="'likely' at or above")
+    possible_threshold: float = Field(0.3, ge=0.0, le=1.0, description="'perhaps' at or above")
+
+
+class TravelConfig(Section):
+    """`wanderlens travel`: descriptions, trips, suggestions and the search space."""
+
+    description: DescriptionConfig = DescriptionConfig()
+    captions_per_photo: int = Field(2, ge=0)
+    max_gap_hours: float = Field(36.0, gt=0.0, description="a longer gap between photos starts a new trip")
+    max_distance_km: float = Field(400.0, gt=0.0, description="a longer jump between photos starts a new trip")
+    # Suggestion weights as tuned on validation by bench_travel (16,000-photo samples, docs/benchmarks.md).
+    content_weight: float = Field(0.25, ge=0.0, le=1.0)
+    popularity_weight: float = Field(0.5, ge=0.0, le=1.0)
+    new_user_content_weight: float = Field(0.33, ge=0.0, le=1.0)
+    diversity: float = Field(0.3, ge=0.0, description="variety penalty between suggestions of one kind")
+    suggestions_per_user: int = Field(10, ge=1)
+    projection_epochs: int = Field(150, ge=0)
+    caption_weight: float = Field(0.5, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class WanderlensConfig(Section):
+    """A whole wanderlens config file."""
+
+    tasks: list[dict[str, Any]] | None = None
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    travel: TravelConfig = TravelConfig()
+
+    def estimator_params(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """MultiTaskClassifier Params (camelCase) from the `model` and `training` sections."""
+        return {**self.model.params(exclude), **self.training.params(exclude)}
+
+
+def _error_text(exc: ValidationError, source: str) -> str:
+    """One line per bad key: `<file>: training.learning_rate: Input should be a valid number (got 'fast')`."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: {key}: unknown key (check its spelling; docs/mtl.md lists every setting)")
+        else:
+            lines.append(f"{source}: {key}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any] | WanderlensConfig | None, source: str = "config") -> WanderlensConfig:
+    """A WanderlensConfig from a plain mapping (as read from a file); errors name the key and `source`."""
+    if isinstance(data, WanderlensConfig):
+        return data
+    try:
+        return WanderlensConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(_error_text(exc, source)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a YAML (.yaml/.yml) or TOML (.toml) config file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p} (pass an existing .yaml or .toml file with --config)")
@@ -37,7 +222,9 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
 
 
 def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """Return a copy of `config` with `key.sub=value` overrides applied (values parsed as YAML scalars)."""
+    """A copy of the raw mapping `config` with `section.key=value` overrides set (values parsed as YAML)."""
+    import copy
+
     out = copy.deepcopy(config)
     for item in overrides or []:
         if "=" not in item:
@@ -51,3 +238,18 @@ def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node[parts[-1]] = yaml.safe_load(raw)
     return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> WanderlensConfig:
+    """Read, override and validate a config file; None gives every default. The one way jobs get settings."""
+    raw = read_config_file(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
+    if overrides:
+        source += " with --set " + " ".join(overrides)
+    return parse_config(apply_overrides(raw, overrides), source)
+
+
+__all__ = [
+    "DescriptionConfig", "EvaluationConfig", "FeaturesConfig", "ModelConfig", "TrainingConfig", "TravelConfig",
+    "WanderlensConfig", "apply_overrides", "load_config", "param_name", "parse_config", "read_config_file",
+]
