@@ -161,8 +161,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="server inference threads")
     args = ap.parse_args()
 
+    sys.path.insert(0, str(ROOT / "tests"))  # the test suite's helper that runs `wanderlens serve`
+    from server_process import ServerProcess
+
     from wanderlens.serving.model import ServedModel
-    from wanderlens.serving.process import ServerProcess
     from wanderlens.serving.registry import ModelRegistry
 
     registry_root = args.registry or build_registry(args.work, args.photos)

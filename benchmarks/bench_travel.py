@@ -68,15 +68,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_travel")
     args = ap.parse_args()
 
+    from wanderlens.config import DescriptionConfig
     from wanderlens.data.ingest import ingest
     from wanderlens.data.sample import generate_sample
     from wanderlens.features.featurize import featurize
     from wanderlens.features.sentence import embed_sentences
+    from wanderlens.io import atomic_write_parquet
     from wanderlens.mtl.train import train_from_config
     from wanderlens.session import get_spark
-    from wanderlens.travel.describe import calibrate_fact_threshold, claim_accuracy
+    from wanderlens.travel.describe import calibrate_fact_threshold, claim_accuracy, description_builder, task_roles
     from wanderlens.travel.evaluate import evaluate_recommenders
-    from wanderlens.travel.job import description_builder, embed_catalog, pick_tasks, prepare_photos, read_catalog
+    from wanderlens.travel.job import embed_catalog, prepare_photos, read_catalog
     from wanderlens.travel.search import JointSpaceProjection, joint_vectors, recall_at_k
     from wanderlens.travel.trips import TripSegmenter
 
@@ -96,19 +98,20 @@ def main() -> None:
     split = F.when(bucket < 6, "train").when(bucket < 8, "val").otherwise("test")
     feats = feats.withColumn("split", split).cache()
     if not (out / "model").is_dir():
-        from wanderlens.config import apply_overrides, load_config
+        from wanderlens.config import load_config
 
-        config = apply_overrides(load_config(REPO / "configs" / "sample.yaml"),
-                                 [f"training.epochs={args.epochs}", f"training.seed={args.seed}"])
+        config = load_config(REPO / "configs" / "sample.yaml",
+                             [f"training.epochs={args.epochs}", f"training.seed={args.seed}"])
         train_from_config(spark, out / "features", config, out / "model",
                           df=feats.where("split = 'train'").drop("split"))
     from wanderlens.mtl.estimator import MultiTaskModel
 
     model = MultiTaskModel.load(str(out / "model"))
-    scene, attrs = pick_tasks(model.tasks)
+    roles = task_roles(model.tasks)
+    labels, sc = roles.interest_labels, len(roles.scene_classes)
     catalog = read_catalog(spark, out / "sample" / "destinations.csv")
     preds = model.transform(feats)
-    photos, labels, sc = prepare_photos(preds, scene, attrs, catalog, 0.5, 0.8)
+    photos = prepare_photos(preds, roles, catalog)
     photos = photos.cache()  # model inference once; every section below reads it
     photos.count()
     print(f"setup done in {time.time() - t_start:.0f} s")
@@ -117,12 +120,13 @@ def main() -> None:
     truth = {t.name: t.label_col for t in model.tasks if t.type in ("multiclass", "multilabel")}
 
     def describe(df, fact):
-        return description_builder(model.tasks, {"fact_threshold": fact}).transform(df)
+        return description_builder(model.tasks, DescriptionConfig(fact_threshold=fact)).transform(df)
 
     val_desc = describe(photos.where("split = 'val'"), 0.5).cache()
     fact = calibrate_fact_threshold(val_desc, truth, target=0.93)
     rows = []
-    for name, thr in (("default 0.80", 0.8), (f"calibrated {fact:.2f}", fact)):
+    default_fact = DescriptionConfig().fact_threshold
+    for name, thr in ((f"default {default_fact:.2f}", default_fact), (f"calibrated {fact:.2f}", fact)):
         acc = claim_accuracy(describe(photos.where("split = 'test'"), thr), truth).collect()
         for r in acc:
             rows.append([name, r["task"], r["stated"], r["claims"], r["correct"], float(r["accuracy"])])
@@ -145,7 +149,8 @@ def main() -> None:
 
     # --- 2. suggestions on held-out last trips -----------------------------------------------------------------------
     t0 = time.time()
-    ev = evaluate_recommenders(jphotos.where(F.col("joint_embedding").isNotNull()), embed_catalog(catalog), labels,
+    atomic_write_parquet(embed_catalog(catalog), out / "catalog")  # the recommender reads its catalog by path
+    ev = evaluate_recommenders(jphotos.where(F.col("joint_embedding").isNotNull()), str(out / "catalog"), labels,
                                sc, k=k, seed=args.seed, weights=(0.0, 0.25, 0.5, 0.75, 1.0),
                                popularity_weights=(0.0, 0.25, 0.5, 0.75), diversities=(0.0, 0.3),
                                als_grid=[{"rank": r, "alpha": a} for r in (2, 8) for a in (1.0, 10.0)])

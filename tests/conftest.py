@@ -76,7 +76,7 @@ def ingested_dir(spark, sample_dir, tmp_path_factory) -> Path:
     return out
 
 
-# --- features (multimodal features, issue 3) -----------------------------------------------------------------------
+# --- features: the ingested sample featurized once per test session ---------------------------------------------------
 @pytest.fixture(scope="session")
 def featurized_dir(spark, ingested_dir, tmp_path_factory) -> Path:
     """The ingested sample featurized (default encoder): OUT/features, OUT/feature_pipeline, OUT/summary.json."""
@@ -87,7 +87,7 @@ def featurized_dir(spark, ingested_dir, tmp_path_factory) -> Path:
     return out
 
 
-# --- serving (deployment, issue 7) ---------------------------------------------------------------------------------
+# --- serving: a model registry for the REST service tests -------------------------------------------------------------
 @pytest.fixture(scope="session")
 def serving_registry(spark, featurized_dir, sample_dir, tmp_path_factory) -> Path:
     """A model registry holding two versions (v1 is `production`) of a small model trained on the sample's

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from wanderlens.cli.main import main
+
+PROGRESS_LINE = re.compile(r"^\[[\w-]+\] .* \d+ s$")
 
 
 def _run(argv, capsys) -> tuple[int, str, str]:
@@ -19,7 +22,9 @@ def _run(argv, capsys) -> tuple[int, str, str]:
 
 
 def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
+    """The error, one line starting `error: `; progress lines (`[ingest] ...`, written when stderr is not a
+    terminal) may come before it."""
+    lines = [line for line in err.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ")
     return lines[0]
@@ -30,6 +35,7 @@ def test_sample_then_ingest_print_the_summary(spark, tmp_path, capsys):
                         capsys)
     assert code == 0 and (tmp_path / "s" / "manifest.csv").is_file()
     assert "70 rows (6 deliberately broken)" in err
+    assert "[sample] rendering photos: 0/70 (0%)" in err  # stderr is not a terminal here: plain progress lines
     code, out, _ = _run(["ingest", "--manifest", str(tmp_path / "s" / "manifest.csv"), "--out", str(tmp_path / "i")],
                         capsys)
     assert code == 0

@@ -52,6 +52,34 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
+# sha256 of manifest.csv, labels.yaml and destinations.csv for photos=70, users=4, seed=3 (image bytes left out: they
+# depend on the JPEG/PNG encoder of the installed Pillow). Recorded when the catalog moved from Python to the packaged
+# destinations.csv; a change here means the sample itself changed, which needs a reason in the commit.
+SAMPLE_TEXT_SHA256 = "f12265057f1204befd752b9c123fdf0c8066891573b5bf95575993d2717dae43"
+
+
+def test_sample_text_files_are_unchanged_byte_for_byte(tmp_path):
+    generate_sample(tmp_path, photos=70, users=4, seed=3, workers=1)
+    h = hashlib.sha256()
+    for p in sorted(tmp_path.rglob("*")):
+        if p.name in {"manifest.csv", "labels.yaml", "destinations.csv"}:
+            h.update(p.relative_to(tmp_path).as_posix().encode())
+            h.update(p.read_bytes())
+    assert h.hexdigest() == SAMPLE_TEXT_SHA256
+
+
+def test_catalog_is_read_from_the_packaged_csv():
+    assert len(DESTINATIONS) == 40 and len({d.destination_id for d in DESTINATIONS}) == 40
+    rio = next(d for d in DESTINATIONS if d.name == "Rio de Janeiro")
+    assert (rio.destination_id, rio.country, rio.kind, rio.latitude, rio.longitude) == (
+        "d05", "Brazil", "beach", -22.907, -43.173)
+    assert rio.mix == (("beach", 0.45), ("city", 0.4), ("mountain", 0.15))
+    assert rio.tags == ("beach", "city", "mountains", "nightlife")
+    for kind in SCENES:
+        assert sum(d.kind == kind for d in DESTINATIONS) == 5
+    assert all(abs(sum(w for _, w in d.mix) - 1.0) < 1e-9 for d in DESTINATIONS)
+
+
 def test_sample_layout_labels_and_catalog(sample_dir):
     rows = _rows(sample_dir)
     good = _good(rows)

@@ -29,15 +29,18 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 @pytest.fixture(scope="module")
 def evaluated(spark, featurized_dir, ingested_dir, tmp_path_factory):
-    """The comparison job run once on the featurized sample."""
+    """The comparison job run once on the featurized sample, its tables printed as `wanderlens evaluate` does."""
     from rich.console import Console
 
+    from wanderlens.cli.evaluation import print_result
     from wanderlens.evaluation.job import evaluate_job
 
     out = tmp_path_factory.mktemp("evaluation")
+    config = {**FAST_CONFIG, "evaluation": {**FAST_CONFIG["evaluation"], "photos_dir": str(ingested_dir)}}
+    result = evaluate_job(spark, featurized_dir, config, out)
     console = Console(record=True, width=200)
-    report = evaluate_job(spark, featurized_dir, FAST_CONFIG, out, photos_dir=ingested_dir, console=console)
-    return report, out, console.export_text()
+    print_result(result, console)
+    return result.report, out, console.export_text()
 
 
 class _Cells(HTMLParser):

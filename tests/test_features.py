@@ -1,4 +1,4 @@
-"""Multimodal features (issue 3): decoding, encoders, Spark stages, featurize with its cache, the no-Spark path.
+"""Multimodal features: decoding, encoders, Spark stages, featurize with its cache, the no-Spark path.
 
 Real files, real models (EfficientNet-Lite0 via ONNX Runtime, MiniLM), one real SparkSession.
 """
@@ -98,6 +98,26 @@ def test_decode_applies_exif_orientation_and_converts_every_mode_to_rgb():
     assert x.shape == (3, 224, 224) and x.dtype == np.float32 and np.isfinite(x).all()
     with pytest.raises(OSError):
         decode_image(b"not an image")
+
+
+def test_library_calls_leave_the_process_wide_pillow_and_torch_settings_alone(tmp_path):
+    import torch
+    from data_corpus import png_header_bomb
+
+    from wanderlens.data.probe import probe_image
+    from wanderlens.features.encoders import get_encoder, torch_threads
+    from wanderlens.features.sentence import embed_sentences
+
+    (tmp_path / "bomb.png").write_bytes(png_header_bomb())
+    pixels, threads = Image.MAX_IMAGE_PIXELS, torch.get_num_threads()
+    other = 1 if threads != 1 else 2
+    assert probe_image(str(tmp_path / "bomb.png")).reason == "decompression_bomb"  # Pillow's limit lifted inside
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    emb, _ = get_encoder("torch", threads=other).run(np.zeros((1, 3, 224, 224), np.float32))
+    assert emb.shape == (1, 1280)
+    assert embed_sentences(["a quiet beach at sunset"])[1].tolist() == [1.0]
+    assert Image.MAX_IMAGE_PIXELS == pixels and torch.get_num_threads() == threads
 
 
 # --- encoders (no Spark) ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pyspark.ml.evaluation import (
     BinaryClassificationEvaluator,
     MulticlassClassificationEvaluator,
     MultilabelClassificationEvaluator,
+    RegressionEvaluator,
 )
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
@@ -112,7 +113,7 @@ def test_bad_input_fails_before_training(spark, synth, tmp_path):
         fit(_bad(spark, [r([0, 1]), r([1, 0, 2])]))
     with pytest.raises(InputError, match="feature column 'pixels' is missing"):
         fit(synth, featuresCols=["pixels"])
-    with pytest.raises(ConfigError, match="unknown lossWeighting 'magic'"):
+    with pytest.raises(ConfigError, match="lossWeighting 'magic': Input should be 'equal'"):
         fit(synth, lossWeighting="magic")
     assert not ckpt.exists()  # nothing was written, no training started
 
@@ -138,6 +139,72 @@ def test_transform_feeds_mllib_evaluators(fitted, synth):
     assert len(row[0]) == 2 and abs(sum(row[0]) - 1) < 1e-9 and row[1][0] == -row[1][1]
     assert len(row[2]) == 3 and abs(sum(row[2]) - 1) < 1e-9
     assert len(row[3]) == 3 and all(float(i) in range(3) for i in row[4])
+
+
+def test_evaluator_reads_transform_output_straight_from_features(fitted, synth):
+    """`transform` adds `<task>_label` from the label columns, so no `index_labels` call is needed."""
+    from wanderlens.evaluation.evaluator import MultiTaskEvaluator
+
+    mtl = fitted.stages[-1]
+    test = synth.limit(200)
+    out = fitted.transform(test)
+    assert {"scene_label", "attributes_label", "highlight_label"} <= set(out.columns)
+    auc = MultiTaskEvaluator(tasks=mtl.tasks, metricName="highlight:areaUnderROC").evaluate(out)
+    table = MultiTaskEvaluator(tasks=mtl.tasks).evaluate_all(out)
+    assert set(table["task"]) == {"scene", "attributes", "highlight"} and table["value"].notna().all()
+    # the same numbers as after an explicit index_labels
+    indexed = MultiTaskEvaluator(tasks=mtl.tasks).evaluate_all(index_labels(fitted.transform(test), mtl.tasks))
+    assert table["value"].tolist() == indexed["value"].tolist()
+    assert auc == table.query("task == 'highlight' and metric == 'areaUnderROC'")["value"].item()
+    # a `_label` column already present is kept, and rows without the label column get none
+    kept = fitted.transform(test.withColumn("highlight_label", F.lit(1.0)))
+    assert kept.select("highlight_label").distinct().collect()[0][0] == 1.0
+    assert "scene_label" not in fitted.transform(test.drop("scene")).columns
+
+
+def test_training_metrics_equal_mllib_evaluators(spark):
+    """The scikit-learn metrics of the training loop give MLlib's evaluator values on the same rows."""
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import types as T
+
+    from wanderlens.mtl.metrics import task_metric
+
+    rng = np.random.default_rng(4)
+    n = 150
+    y_bin = (rng.random(n) > 0.6).astype(float)
+    z_bin = np.round(y_bin + rng.normal(scale=0.8, size=n), 1)  # rounded: ties between scores
+    y_mc = rng.integers(0, 3, n)
+    z_mc = rng.normal(size=(n, 3)) + np.eye(3)[y_mc]
+    y_ml = (rng.random((n, 3)) > 0.5).astype(float)
+    z_ml = rng.normal(size=(n, 3)) + (y_ml - 0.5)
+    y_reg = rng.normal(size=n)
+    z_reg = y_reg + rng.normal(scale=0.3, size=n)
+    rows = [(Vectors.dense([-z_bin[i], z_bin[i]]), float(y_bin[i]), Vectors.dense(z_mc[i].tolist()),
+             float(z_mc[i].argmax()), float(y_mc[i]), [float(k) for k in np.flatnonzero(z_ml[i] > 0)],
+             [float(k) for k in np.flatnonzero(y_ml[i])], float(z_reg[i]), float(y_reg[i])) for i in range(n)]
+    schema = T.StructType([T.StructField("raw", VectorUDT()), T.StructField("y_bin", T.DoubleType()),
+                           T.StructField("prob", VectorUDT()), T.StructField("pred", T.DoubleType()),
+                           T.StructField("y_mc", T.DoubleType()),
+                           T.StructField("pred_ml", T.ArrayType(T.DoubleType())),
+                           T.StructField("y_ml", T.ArrayType(T.DoubleType())),
+                           T.StructField("z_reg", T.DoubleType()), T.StructField("y_reg", T.DoubleType())])
+    df = spark.createDataFrame(rows, schema)
+    mllib = {
+        "auc": BinaryClassificationEvaluator(labelCol="y_bin", rawPredictionCol="raw", numBins=0).evaluate(df),
+        "accuracy": MulticlassClassificationEvaluator(labelCol="y_mc", predictionCol="pred",
+                                                      metricName="accuracy").evaluate(df),
+        "f1": MultilabelClassificationEvaluator(labelCol="y_ml", predictionCol="pred_ml",
+                                                metricName="microF1Measure").evaluate(df),
+        "rmse": RegressionEvaluator(labelCol="y_reg", predictionCol="z_reg", metricName="rmse").evaluate(df),
+    }
+    ones = np.ones(n)
+    ours = {
+        "auc": task_metric(TaskSpec("b", "binary"), z_bin.reshape(-1, 1), y_bin, ones),
+        "accuracy": task_metric(TaskSpec("m", "multiclass", classes=[0, 1, 2]), z_mc, y_mc, ones),
+        "f1": task_metric(TaskSpec("l", "multilabel", classes=[0, 1, 2]), z_ml, y_ml, ones),
+        "rmse": task_metric(TaskSpec("r", "regression"), z_reg.reshape(-1, 1), y_reg, ones),
+    }
+    assert ours == pytest.approx(mllib, rel=1e-12), (ours, mllib)
 
 
 def test_history_records_losses_weights_and_validation(fitted):

@@ -8,13 +8,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from wanderlens.config import TrainingConfig
 from wanderlens.errors import ConfigError
 from wanderlens.mtl.architectures import ARCHITECTURES, build_network
 from wanderlens.mtl.data import FEATURES, read_shard
 from wanderlens.mtl.local import LocalMultiTaskModel
 from wanderlens.mtl.metrics import auc
 from wanderlens.mtl.tasks import TaskSpec
-from wanderlens.mtl.trainer import compute_losses, load_state, run_training
+from wanderlens.mtl.trainer import TrainingRun, compute_losses, load_state, run_training
 from wanderlens.mtl.weighting import WEIGHTINGS, build_weighting
 
 TASKS = [
@@ -66,18 +67,16 @@ def shards(tmp_path_factory):
     return root, test
 
 
-def config(root, **over):
-    cfg = {
-        "tasks": [t.to_dict() for t in TASKS],
-        "arch": {"name": "mmoe", "expert_hidden": [32], "tower_hidden": [16], "num_experts": 3,
-                 "num_shared_experts": 1, "num_levels": 2, "dropout": 0.0},
-        "weighting": "equal", "weighting_options": {}, "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0,
-        "epochs": 6, "batch_size": 64, "patience": 0, "monitor": "loss", "class_weights": [None] * 4,
-        "seed": 3, "input_dim": DIM, "train_path": str(root / "train"), "val_path": str(root / "val"),
-        "checkpoint_dir": None,
-    }
-    cfg.update(over)
-    return cfg
+ARCH = {"name": "mmoe", "expert_hidden": [32], "tower_hidden": [16], "num_experts": 3, "num_shared_experts": 1,
+        "num_levels": 2, "dropout": 0.0}
+
+
+def training_run(root, arch: str = "mmoe", **training) -> TrainingRun:
+    """A run on the module's shards: small MMoE-sized networks, 6 epochs, lr 0.01, seed 3 unless overridden."""
+    settings = {"learning_rate": 0.01, "epochs": 6, "batch_size": 64, "seed": 3, **training}
+    return TrainingRun(tasks=[t.to_dict() for t in TASKS], arch={**ARCH, "name": arch},
+                       training=TrainingConfig(**settings), input_dim=DIM, train_path=str(root / "train"),
+                       val_path=str(root / "val"))
 
 
 def test_task_spec_declarations_and_errors():
@@ -183,13 +182,12 @@ RUNS = [(a, "equal") for a in ARCHITECTURES] + [("mmoe", w) for w in WEIGHTINGS 
 @pytest.mark.parametrize(("arch", "weighting"), RUNS)
 def test_each_architecture_and_weighting_beats_constant(shards, arch, weighting):
     root, test = shards
-    cfg = config(root, weighting=weighting)
-    cfg["arch"]["name"] = arch
-    res = run_training(cfg)
+    run = training_run(root, arch, loss_weighting=weighting)
+    res = run_training(run)
     assert len(res["history"]) == 6
     first, last = res["history"][0]["loss"], res["history"][-1]["loss"]
     assert all(last[t.name] < first[t.name] for t in TASKS)
-    model = LocalMultiTaskModel(cfg["tasks"], cfg["arch"], DIM, load_state(res["state"]))
+    model = LocalMultiTaskModel(run.tasks, run.arch, DIM, load_state(res["state"]))
     got, const = scores(model, test), constant_baseline(test)
     assert got[0] > const[0] + 0.2, got
     assert got[1] > const[1] + 0.2, got
@@ -206,7 +204,7 @@ def test_each_architecture_and_weighting_beats_constant(shards, arch, weighting)
 
 def test_early_stopping_restores_best_epoch(shards):
     root, _ = shards
-    res = run_training(config(root, epochs=40, patience=2, lr=0.05, monitor="scene"))
+    res = run_training(training_run(root, epochs=40, patience=2, learning_rate=0.05, monitor="scene"))
     hist = res["history"]
     assert hist[-1].get("stop") and len(hist) < 40
     best = max(h["val"]["scene"]["accuracy"] for h in hist)

@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from server_process import ServerProcess
 
-from wanderlens.serving.process import ServerProcess
 from wanderlens.serving.registry import ModelRegistry
 
 TOKEN = "s3cret-test-token"

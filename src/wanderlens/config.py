@@ -1,9 +1,10 @@
 """One typed configuration: every setting of every job has one name, one type and one default, here.
 
 A wanderlens config file (YAML or TOML) has sections: `tasks` (optional list), `features`, `model`, `training`,
-`evaluation`, `travel`. Each section is a pydantic model below; unknown keys and wrong types are errors that name
-the key and the file. CLI `--set section.key=value` overrides use the same names. The Spark ML stages keep MLlib's
-camelCase Param names; `param_name` is the one mapping between the two (`learning_rate` <-> `learningRate`).
+`evaluation`, `travel`, `serving`. Each section is a pydantic model below; unknown keys and wrong types are errors
+that name the key and the file. CLI `--set section.key=value` overrides use the same names. The Spark ML stages
+keep MLlib's camelCase Param names; `param_name` is the one mapping between the two
+(`learning_rate` <-> `learningRate`).
 
     cfg = load_config("configs/sample.yaml", ["training.epochs=5"])
     cfg.training.learning_rate            # typed, validated, defaulted
@@ -165,6 +166,37 @@ class TravelConfig(Section):
     seed: int = 0
 
 
+class ServingConfig(Section):
+    """`wanderlens serve`: where the REST service listens, its input limits and its request concurrency."""
+
+    host: str = Field("127.0.0.1", description="interface to bind (loopback only unless set)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port")
+    max_upload_mb: float = Field(10.0, gt=0.0, description="largest request body in MB (413 above)")
+    max_pixels: int = Field(40_000_000, ge=1, description="largest image in pixels (413 above)")
+    request_timeout_s: float = Field(10.0, gt=0.0, description="per-request time limit in seconds (504 above)")
+    poll_interval_s: float = Field(0.5, gt=0.0, description="how often the registry alias is checked for a move")
+    inference_workers: int = Field(2, ge=1, description="requests computed at once (one per core is best)")
+    encoder_threads: int = Field(1, ge=1, description="threads per request inside the ONNX/torch encoders")
+    token_env: str = Field("WANDERLENS_API_TOKEN", description="environment variable holding the admin token")
+
+    @property
+    def max_bytes(self) -> int:
+        """`max_upload_mb` in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class PhotosConfig(Section):
+    """`wanderlens import-photos`: reading a folder of real photos (docs/your-photos.md explains each rule)."""
+
+    burst_seconds: float = Field(30.0, ge=0.0, description="photos of one user this close in time may form a burst")
+    burst_hash_distance: int = Field(10, ge=0, le=64, description="most differing phash bits of one burst")
+    inherit_hours: float = Field(3.0, ge=0.0, description="a photo without GPS inherits between neighbours this close")
+    inherit_single_hours: float = Field(1.0, ge=0.0, description="... or from a lone neighbour this close")
+    inherit_max_km: float = Field(30.0, gt=0.0, description="neighbours farther apart are not the same place")
+    round_coordinates: int | None = Field(None, ge=0, le=8, description="decimals kept in outputs (None: all)")
+    verify_pixels: bool = Field(False, description="decode every photo to find corrupt data (slower)")
+
+
 class WanderlensConfig(Section):
     """A whole wanderlens config file."""
 
@@ -174,6 +206,8 @@ class WanderlensConfig(Section):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     travel: TravelConfig = TravelConfig()
+    serving: ServingConfig = ServingConfig()
+    photos: PhotosConfig = PhotosConfig()
 
     def estimator_params(self, exclude: set[str] | None = None) -> dict[str, Any]:
         """MultiTaskClassifier Params (camelCase) from the `model` and `training` sections."""
@@ -250,6 +284,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 __all__ = [
-    "DescriptionConfig", "EvaluationConfig", "FeaturesConfig", "ModelConfig", "TrainingConfig", "TravelConfig",
+    "DescriptionConfig", "EvaluationConfig", "FeaturesConfig", "ModelConfig", "PhotosConfig", "ServingConfig",
+    "TrainingConfig", "TravelConfig",
     "WanderlensConfig", "apply_overrides", "load_config", "param_name", "parse_config", "read_config_file",
 ]

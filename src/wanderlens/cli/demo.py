@@ -1,7 +1,7 @@
 """`wanderlens demo`: the whole job on a bundled synthetic sample, stage by stage, ending with where everything is.
 
-Each stage is the same library call its own sub-command makes; a stage's outputs are the next stage's inputs, all
-under one folder (default runs/demo).
+Each stage is the same library call its own sub-command makes, with the same typed config (the packaged
+configs/sample.yaml); a stage's outputs are the next stage's inputs, all under one folder (default runs/demo).
 """
 
 from __future__ import annotations
@@ -9,71 +9,73 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from wanderlens.config import WanderlensConfig
 
 console = Console()
 
+Notify = Callable[[str], None]
+Stage = tuple[str, Callable[[dict, Notify], Any]]
 
-Stage = tuple[str, Callable[[dict], Any]]
 
-
-def _stages(out: Path, photos: int, users: int, seed: int, master: str | None) -> list[Stage]:
-    """The demo's stages in order; each takes and fills a shared `ctx` dict of outputs."""
+def _stages(out: Path, photos: int, users: int, seed: int, master: str | None,
+            config: WanderlensConfig) -> list[Stage]:
+    """The demo's stages in order; each takes and fills a shared `ctx` dict of outputs and reports to `notify`."""
     from wanderlens.session import get_spark
 
     def spark():
         return get_spark(master=master)
 
-    def sample(ctx: dict) -> None:
+    def sample(ctx: dict, notify: Notify) -> None:
         from wanderlens.data.sample import generate_sample
 
         generate_sample(out / "sample", photos=photos, users=users, seed=seed)
         ctx["sample"] = out / "sample"
 
-    def ingest(ctx: dict) -> None:
+    def ingest(ctx: dict, notify: Notify) -> None:
         from wanderlens.data.ingest import ingest as run_ingest
 
         run_ingest(spark(), out / "sample" / "manifest.csv", out / "ingested")
         ctx["photos table"] = out / "ingested" / "photos"
         ctx["quarantine"] = out / "ingested" / "quarantine"
 
-    def featurize(ctx: dict) -> None:
+    def featurize(ctx: dict, notify: Notify) -> None:
         from wanderlens.features.featurize import featurize as run_featurize
 
-        run_featurize(spark(), out / "ingested", out / "features")
+        run_featurize(spark(), out / "ingested", out / "features", config, progress=notify)
         ctx["features table"] = out / "features" / "features"
 
-    def train(ctx: dict) -> None:
-        from wanderlens.config import load_config
+    def train(ctx: dict, notify: Notify) -> None:
         from wanderlens.mtl.train import train_from_config
 
-        config = load_config(_config_path())
-        train_from_config(spark(), out / "features", config, out / "model")
+        train_from_config(spark(), out / "features", config, out / "model",
+                          progress=lambda rec: notify(f"epoch {rec['epoch']}"))
         ctx["model"] = out / "model"
 
-    def travel(ctx: dict) -> None:
+    def travel(ctx: dict, notify: Notify) -> None:
         from wanderlens.travel.job import run_travel
 
         paths = run_travel(spark(), out / "features", out / "model", out / "sample" / "destinations.csv",
-                           out / "travel")
+                           out / "travel", progress=notify)
         ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
         ctx["_travel_dir"] = out / "travel"
 
-    def evaluate(ctx: dict) -> None:
-        from wanderlens.config import load_config
+    def evaluate(ctx: dict, notify: Notify) -> None:
+        from wanderlens.cli.evaluation import print_result
         from wanderlens.evaluation.job import evaluate_job
 
-        config = load_config(_config_path())
-        report = evaluate_job(spark(), out / "features", config, out / "report", seeds=[seed],
-                              travel_dir=out / "travel")
-        ctx["report"] = report
+        result = evaluate_job(spark(), out / "features", config, out / "report", travel_dir=out / "travel",
+                              progress=notify)
+        print_result(result, console)
+        ctx["report"] = result.report
 
-    def register(ctx: dict) -> None:
+    def register(ctx: dict, notify: Notify) -> None:
         from wanderlens.serving.registry import ModelRegistry
 
         registry = ModelRegistry(out / "registry")
@@ -96,22 +98,15 @@ def _config_path() -> Path:
     return Path(__file__).resolve().parents[3] / "configs" / "sample.yaml"
 
 
-def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, master: str | None = None) -> dict:
-    """Run every stage on a fresh synthetic sample under `out`; returns the outputs by name."""
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    ctx: dict[str, Any] = {}
-    stages = _stages(out, photos, users, seed, master)
-    timings: dict[str, float] = {}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
-        bar = progress.add_task("demo", total=len(stages))
-        for name, stage in stages:
-            progress.update(bar, description=f"demo: {name}")
-            t0 = time.perf_counter()
-            stage(ctx)
-            timings[name] = time.perf_counter() - t0
-            progress.advance(bar)
+def demo_config(seed: int) -> WanderlensConfig:
+    """The sample's config, with the comparison run once, on the demo's seed."""
+    from wanderlens.config import load_config
+
+    return load_config(_config_path(), [f"evaluation.seeds=[{int(seed)}]"])
+
+
+def _print_outputs(ctx: dict[str, Any], timings: dict[str, float]) -> None:
+    """Where every output is, what a traveller sees, and how long each stage took."""
     table = Table(title="wanderlens demo: outputs")
     table.add_column("output")
     table.add_column("where")
@@ -128,6 +123,25 @@ def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, mast
     console.print("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     if "report" in ctx:
         console.print(f"[bold green]Open the report:[/] {ctx['report']}")
+
+
+def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, master: str | None = None) -> dict:
+    """Run every stage on a fresh synthetic sample under `out`; returns the outputs by name."""
+    from wanderlens.cli.progress import CommandProgress
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ctx: dict[str, Any] = {}
+    stages = _stages(out, photos, users, seed, master, demo_config(seed))
+    timings: dict[str, float] = {}
+    with CommandProgress("demo", console, total=len(stages), log_stages=False) as progress:
+        for i, (name, stage) in enumerate(stages):
+            progress.stage(name, total=len(stages), completed=i)
+            t0 = time.perf_counter()
+            stage(ctx, lambda msg, name=name, i=i: progress.stage(f"{name}: {msg}", total=len(stages), completed=i))
+            timings[name] = time.perf_counter() - t0
+        progress.update(len(stages), description="done")
+    _print_outputs(ctx, timings)
     return ctx
 
 

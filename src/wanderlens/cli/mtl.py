@@ -23,12 +23,12 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from wanderlens.config import apply_overrides, load_config
-        from wanderlens.mtl.train import estimator_params, train_from_config
+        from wanderlens.config import load_config
+        from wanderlens.mtl.train import train_from_config
         from wanderlens.session import get_spark
 
-        cfg = apply_overrides(load_config(config), set_)
-        epochs = int(estimator_params(cfg).get("maxEpochs", 10))
+        cfg = load_config(config, set_)
+        epochs = cfg.training.epochs
         console = Console(stderr=True)
         spark = get_spark(master=master)
         with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),

@@ -3,7 +3,8 @@
 pip's pyspark ships no `start-master.sh`; its `bin/spark-class` runs the Master and Worker classes directly. Each
 daemon runs in its own session (a Worker's executors, their Python workers and training processes join it), its pid
 is kept in a pid file under the cluster folder, and `stop` ends only daemons whose command line carries that folder's
-marker (and what is left of their sessions).
+marker (and what is left of their sessions). The process table comes from psutil, which also refuses to signal a
+pid that a new process has taken over since it was listed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from wanderlens.errors import ConfigError, WanderlensError
 from wanderlens.io import read_json, write_json
@@ -95,24 +98,19 @@ class ClusterState:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True when `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -311,7 +309,7 @@ class StandaloneCluster:
 
     def worker_processes(self, index: int) -> list[int]:
         """Pids of worker `index` and everything it started (executors, Python workers, training ranks)."""
-        return sorted(_family(self.worker_pid(index)))
+        return sorted(proc.pid for proc in _family(self.worker_pid(index)))
 
     def worker_pid(self, index: int) -> int:
         """Pid (and session id) of worker `index` (1-based)."""
@@ -326,8 +324,8 @@ class StandaloneCluster:
         if not self._owned(pid):
             raise WanderlensError(f"worker {index} (pid {pid}) is not running")
         family = _family(pid)
-        _kill_family(family, signal.SIGKILL)
-        _wait_gone(list(family), 10.0)
+        _kill_all(family, signal.SIGKILL)
+        _wait_gone([proc.pid for proc in family], 10.0)
 
     def start_worker(self, index: int, timeout: float = 90.0) -> None:
         """(Re)start worker `index` (after `kill_worker`, like a replaced machine) and wait until it registers."""
@@ -366,7 +364,7 @@ class StandaloneCluster:
         _wait_gone(left, 5.0)
         for daemon in daemons:
             # Executors, Python workers and training ranks can outlive the daemon: end those too.
-            _kill_family(families.get(daemon.pid, {}), signal.SIGKILL)
+            _kill_all(families.get(daemon.pid, []), signal.SIGKILL)
             self._kill_orphans(daemon.pid)
             self._pid_file(daemon.name).unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
@@ -375,7 +373,7 @@ class StandaloneCluster:
     def _kill_orphans(self, sid: int) -> None:
         """SIGKILL what is left of a daemon's session (executors, Python workers) once the daemon is gone."""
         members = _session_members(sid)
-        if sid in members:  # the session id now belongs to someone else's process: not ours to touch
+        if any(proc.pid == sid for proc in members):  # the session id is someone else's process now: not ours
             return
         _kill_all(members, signal.SIGKILL)
 
@@ -442,52 +440,45 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     return left
 
 
-def _proc_table() -> dict[int, tuple[int, int, int]]:
-    """pid -> (parent pid, session id, start time) of every live (non-zombie) process."""
+def _proc_table() -> dict[int, tuple[psutil.Process, int, int]]:
+    """pid -> (process, parent pid, session id) of every live (non-zombie) process."""
     table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for proc in psutil.process_iter(["ppid", "status"]):
+        if proc.info["status"] in (None, psutil.STATUS_ZOMBIE):
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            table[proc.pid] = (proc, proc.info["ppid"], os.getsid(proc.pid))
+        except OSError:  # gone since it was listed
             continue
-        if fields[0] != "Z":
-            table[int(entry.name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
     return table
 
 
-def _family(root: int) -> dict[int, int]:
-    """A daemon's processes, {pid: start time}: its session, and every descendant of those by parent pid, wherever
-    they moved (TorchDistributor's training ranks start sessions of their own)."""
+def _family(root: int) -> list[psutil.Process]:
+    """A daemon's processes: its session, and every descendant of those by parent pid, wherever they moved
+    (TorchDistributor's training ranks start sessions of their own)."""
     table = _proc_table()
-    found = {pid for pid, (_, sid, _) in table.items() if sid == root}
+    found = {pid for pid, (_, _, sid) in table.items() if sid == root}
     if root in table:
         found.add(root)
     while True:
-        more = {pid for pid, (ppid, _, _) in table.items() if ppid in found} - found
+        more = {pid for pid, (_, ppid, _) in table.items() if ppid in found} - found
         if not more:
-            return {pid: table[pid][2] for pid in found}
+            return [table[pid][0] for pid in sorted(found)]
         found |= more
 
 
-def _kill_family(family: dict[int, int], sig: int) -> None:
-    """Signal the processes of `family` that are still the same processes (same start time)."""
-    table = _proc_table()
-    _kill_all([pid for pid, start in family.items() if pid in table and table[pid][2] == start], sig)
-
-
-def _session_members(sid: int) -> list[int]:
-    """Pids in session `sid`: a daemon started with its own session and everything it spawned, including
+def _session_members(sid: int) -> list[psutil.Process]:
+    """Processes in session `sid`: a daemon started with its own session and everything it spawned, including
     processes that moved to process groups of their own (TorchDistributor's torchrun)."""
-    return [pid for pid, (_, session, _) in _proc_table().items() if session == sid]
+    return [proc for proc, _, session in _proc_table().values() if session == sid]
 
 
-def _kill_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
+def _kill_all(procs: list[psutil.Process], sig: int) -> None:
+    """Signal each of `procs` that is still the process it was when listed (psutil checks pid reuse)."""
+    for proc in procs:
         try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
+            proc.send_signal(sig)
+        except psutil.Error:  # gone, reused by another process, or not ours
             pass
 
 

@@ -7,6 +7,7 @@ one reason, so rows in = rows kept + rows quarantined, always.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import re
@@ -36,9 +37,15 @@ from wanderlens.data.schema import (
     parse_labels,
 )
 from wanderlens.errors import InputError
-from wanderlens.io import atomic_write_parquet, read_json, write_json
+from wanderlens.io import atomic_write_parquet, output_lock, read_json, staged_output, write_json
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# Columns the outputs (or ingest itself) add: a manifest column of the same name, in any case, would clash.
+RESERVED_COLUMNS: tuple[str, ...] = (
+    "source_row", "reason", "detail", "image_path", *IMAGE_COLUMNS,
+    "_reason", "_detail", "_dup", "_pid", "_mid", "probe_reason", "probe_detail",
+)
+_CHUNK = 1 << 20
 _BINARY_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0, "no": 0.0, "yes": 1.0}
 
 
@@ -51,6 +58,74 @@ def _manifest_format(manifest: str) -> str:
     if lower.endswith(".parquet") or (_URI.match(manifest) is None and Path(manifest).is_dir()):
         return "parquet"
     raise InputError(f"manifest {manifest}: unknown format; name it .csv, .jsonl or .parquet")
+
+
+def check_utf8(path: str) -> None:
+    """Refuse a local, uncompressed manifest that is not UTF-8 (a BOM is fine), naming the first bad byte.
+
+    Spark would silently replace undecodable bytes (latin-1 accents, say) with U+FFFD, corrupting ids and captions.
+    """
+    if _URI.match(path) or path.lower().endswith(".gz") or not Path(path).is_file():
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                pos = max(err.start, 0)  # start within this chunk (plus what the decoder had buffered)
+                at = offset + pos
+                line += chunk[:pos].count(b"\n")
+                bad = chunk[pos] if 0 <= pos < len(chunk) else 0
+                raise InputError(
+                    f"manifest {path} is not UTF-8 text: byte 0x{bad:02x} at line {line} (byte offset {at}) cannot "
+                    f"be decoded; re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+            if not chunk:
+                return
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+
+
+def check_columns(columns: list[str], specs: dict[str, LabelSpec], manifest: str) -> None:
+    """Refuse a manifest whose columns cannot be told apart or clash with the ones ingestion adds."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise InputError(
+            f"manifest {manifest} is missing required column(s) {', '.join(missing)}; "
+            f"columns present: {', '.join(columns) or '(none)'}"
+        )
+    undeclared = [name for name in specs if name not in columns]
+    if undeclared:
+        raise InputError(
+            f"manifest {manifest} lacks label column(s) {', '.join(undeclared)} declared in the "
+            f"label declaration; columns present: {', '.join(columns)}"
+        )
+    seen: dict[str, str] = {}
+    for c in columns:
+        if c.lower() in seen:
+            raise InputError(
+                f"manifest {manifest}: columns {seen[c.lower()]!r} and {c!r} differ only in case or surrounding "
+                f"spaces, which Spark treats as the same column; rename one"
+            )
+        seen[c.lower()] = c
+    reserved = [c for c in columns if c.lower() in RESERVED_COLUMNS]
+    if reserved:
+        raise InputError(
+            f"manifest {manifest}: column(s) {', '.join(repr(c) for c in reserved)} are reserved (ingestion adds "
+            f"{', '.join(RESERVED_COLUMNS[:9])}); rename them"
+        )
+
+
+def _col(name: str) -> Column:
+    """A column by its exact name, whatever characters (dots, backticks) it holds."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _sql_name(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _local_csv_header(path: str) -> list[str] | None:
@@ -74,6 +149,8 @@ def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
     if _URI.match(path) is None and not Path(path).exists():
         raise InputError(f"manifest not found: {path} (pass an existing .csv, .jsonl or .parquet file with --manifest)")
     fmt = _manifest_format(path)
+    if fmt != "parquet":
+        check_utf8(path)
     try:
         if fmt == "csv":
             header = _local_csv_header(path)
@@ -90,13 +167,13 @@ def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
             df = spark.read.option("mode", "PERMISSIVE").json(path)
         else:
             df = spark.read.parquet(path)
-    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors on unreadable input
+    except Exception as exc:
         raise InputError(f"manifest {path} could not be read as {fmt}: {str(exc).splitlines()[0]}") from exc
     if "_corrupt_record" in df.columns:
         raise InputError(f"manifest {path}: some lines are not valid JSON objects (one object per line expected)")
     cols = []
     for field in df.schema.fields:
-        c = F.col(f"`{field.name}`")
+        c = _col(field.name)
         if isinstance(field.dataType, T.ArrayType) and field.name != "captions":
             joined = F.concat_ws(LIST_SEPARATOR, c.cast("array<string>"))
             c = F.when(c.isNull(), F.lit(None)).when(F.size(c) == 0, F.lit("[]")).otherwise(joined)
@@ -104,7 +181,7 @@ def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
             c = F.to_json(c)
         elif not isinstance(field.dataType, T.StringType):
             c = c.cast("string")
-        cols.append(c.alias(field.name.strip()))
+        cols.append(c.alias(field.name.lstrip("\ufeff").strip()))
     return df.select(*cols)
 
 
@@ -133,7 +210,7 @@ def _blank(c: Column) -> Column:
 def _resolve_image(c: Column, base: str) -> Column:
     """Paths relative to the manifest's folder become absolute; absolute paths and URIs stay as they are."""
     return (
-        F.when(c.rlike(r"^[A-Za-z][A-Za-z0-9+.\-]*:"), c)
+        F.when(c.rlike(r"^([A-Za-z][A-Za-z0-9+.\-]*://|file:|[A-Za-z]:[\\\\/])"), c)
         .when(c.startswith("/"), c)
         .otherwise(F.concat(F.lit(base.rstrip("/") + "/"), c))
     )
@@ -148,8 +225,8 @@ def _label_checks(specs: dict[str, LabelSpec]) -> list[tuple[Column, Column]]:
     """(is-bad, detail) pairs, one per declared label column."""
     checks = []
     for name, spec in specs.items():
-        raw = F.trim(F.col(f"`{name}`"))
-        present = ~_blank(F.col(f"`{name}`"))
+        raw = F.trim(_col(name))
+        present = ~_blank(_col(name))
         if spec.type == "multiclass":
             bad = present & ~raw.isin(list(spec.classes))
             detail = F.format_string(f"{name}=%s is not among the declared classes {list(spec.classes)}", raw)
@@ -164,8 +241,9 @@ def _label_checks(specs: dict[str, LabelSpec]) -> list[tuple[Column, Column]]:
             bad = present & ~F.lower(raw).isin(list(_BINARY_VALUES))
             detail = F.format_string(f"{name}=%s is not a binary value (0/1, true/false)", raw)
         else:
-            bad = present & F.expr(f"try_cast(trim(`{name}`) as double)").isNull()
-            detail = F.format_string(f"{name}=%s is not a number", raw)
+            num = F.expr(f"try_cast(trim({_sql_name(name)}) as double)")
+            bad = present & (num.isNull() | F.isnan(num) | (F.abs(num) == float("inf")))
+            detail = F.format_string(f"{name}=%s is not a finite number", raw)
         checks.append((bad, detail))
     return checks
 
@@ -245,8 +323,8 @@ def _typed_photos(df: DataFrame, manifest_cols: list[str], specs: dict[str, Labe
         )
         cols.append(parsed.alias("captions"))
     for name, spec in specs.items():
-        raw = F.trim(F.col(f"`{name}`"))
-        present = ~_blank(F.col(f"`{name}`"))
+        raw = F.trim(_col(name))
+        present = ~_blank(_col(name))
         if spec.type == "multiclass":
             value = F.when(present, raw)
         elif spec.type == "multilabel":
@@ -255,10 +333,10 @@ def _typed_photos(df: DataFrame, manifest_cols: list[str], specs: dict[str, Labe
             mapping = F.create_map(*[x for k, v in _BINARY_VALUES.items() for x in (F.lit(k), F.lit(v))])
             value = F.when(present, mapping[F.lower(raw)])
         else:
-            value = F.when(present, F.expr(f"try_cast(trim(`{name}`) as double)"))
+            value = F.when(present, F.expr(f"try_cast(trim({_sql_name(name)}) as double)"))
         cols.append(value.alias(name))
     known = set(STANDARD_COLUMNS) | set(specs)
-    cols += [F.col(f"`{c}`") for c in manifest_cols if c not in known]  # undeclared extras pass through
+    cols += [_col(c) for c in manifest_cols if c not in known]  # undeclared extras pass through
     cols += [F.col(c) for c in IMAGE_COLUMNS]
     return df.select(*cols)
 
@@ -280,38 +358,11 @@ def resolve_labels(labels: Any, manifest: str) -> dict[str, LabelSpec]:
     return parse_labels(labels)
 
 
-def ingest(
-    spark: SparkSession,
-    manifest: str | Path,
-    out_dir: str | Path,
-    labels: Any = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    decode: bool = True,
-) -> dict[str, Any]:
-    """Validate `manifest` and its images; write OUT/photos, OUT/quarantine, OUT/labels.json, OUT/summary.json.
-
-    Returns the summary: rows_in, rows_kept, rows_quarantined, by_reason (and the output paths).
-    """
-    manifest_str = str(manifest)
-    specs = resolve_labels(labels, manifest_str)
-    raw = read_manifest(spark, manifest_str)
-    present = raw.columns
-    missing = [c for c in REQUIRED_COLUMNS if c not in present]
-    if missing:
-        raise InputError(
-            f"manifest {manifest_str} is missing required column(s) {', '.join(missing)}; "
-            f"columns present: {', '.join(present) or '(none)'}"
-        )
-    undeclared = [name for name in specs if name not in present]
-    if undeclared:
-        raise InputError(
-            f"manifest {manifest_str} lacks label column(s) {', '.join(undeclared)} declared in the "
-            f"label declaration; columns present: {', '.join(present)}"
-        )
-    if "source_row" in present or "reason" in present:
-        raise InputError(f"manifest {manifest_str}: columns 'source_row' and 'reason' are reserved; rename them")
-    out = Path(out_dir) if _URI.match(str(out_dir)) is None else None
-    base = manifest_str.rsplit("/", 1)[0] if _URI.match(manifest_str) else str(Path(manifest_str).resolve().parent)
+def _judge(
+    spark: SparkSession, raw: DataFrame, manifest: str, specs: dict[str, LabelSpec], max_pixels: int, decode: bool
+) -> tuple[DataFrame, int]:
+    """Every manifest row with `_reason`/`_detail` (null when kept) and `source_row`; plus the row count."""
+    base = manifest.rsplit("/", 1)[0] if _URI.match(manifest) else str(Path(manifest).resolve().parent)
     df, rows_in = _with_source_row(raw)
     df = df.withColumn("image_path", _resolve_image(F.trim(F.col("image")), base))
     df = _row_reason(df, specs)
@@ -326,8 +377,7 @@ def ingest(
     )
     # rank only among usable rows, so a broken first copy does not push out a good later one
     usable = Window.partitionBy(F.trim(F.col("photo_id")), F.col("_reason").isNull()).orderBy("source_row")
-    rank = F.row_number().over(usable)
-    dup = F.col("_reason").isNull() & (rank > 1)
+    dup = F.col("_reason").isNull() & (F.row_number().over(usable) > 1)
     judged = (
         probed.withColumn("_dup", dup)
         .withColumn("_reason", F.when(F.col("_dup"), F.lit(REASON_DUPLICATE_ID)).otherwise(F.col("_reason")))
@@ -339,43 +389,82 @@ def ingest(
         )
         .drop("_dup")
     )
-    judged = judged.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        kept = _typed_photos(judged.where(F.col("_reason").isNull()), present, specs)
-        quarantined = judged.where(F.col("_reason").isNotNull()).select(
-            *[F.col(f"`{c}`") for c in present],
-            F.col("_reason").alias("reason"),
-            F.col("_detail").alias("detail"),
-            F.col("source_row"),
-        )
-        root = str(out) if out is not None else str(out_dir).rstrip("/")
-        photos_path, quarantine_path = f"{root}/photos", f"{root}/quarantine"
-        atomic_write_parquet(kept, photos_path)
-        atomic_write_parquet(quarantined.coalesce(1).sortWithinPartitions("source_row"), quarantine_path)
-        tally = judged.groupBy("_reason").agg(F.count(F.lit(1)).alias("n")).collect()
-        counts = {r["_reason"]: int(r["n"]) for r in tally}
-    finally:
-        judged.unpersist()
+    return judged, rows_in
+
+
+def _write_tables(judged: DataFrame, present: list[str], specs: dict[str, LabelSpec], photos: str,
+                  quarantine: str) -> dict[str | None, int]:
+    """Write the photos and quarantine tables; return the row count per reason (None: kept)."""
+    kept = _typed_photos(judged.where(F.col("_reason").isNull()), present, specs)
+    quarantined = judged.where(F.col("_reason").isNotNull()).select(
+        *[_col(c) for c in present],
+        F.col("_reason").alias("reason"),
+        F.col("_detail").alias("detail"),
+        F.col("source_row"),
+    )
+    atomic_write_parquet(kept, photos)
+    atomic_write_parquet(quarantined.coalesce(1).sortWithinPartitions("source_row"), quarantine)
+    tally = judged.groupBy("_reason").agg(F.count(F.lit(1)).alias("n")).collect()
+    return {r["_reason"]: int(r["n"]) for r in tally}
+
+
+def ingest(
+    spark: SparkSession,
+    manifest: str | Path,
+    out_dir: str | Path,
+    labels: Any = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decode: bool = True,
+    lock_timeout: float = 0.0,
+) -> dict[str, Any]:
+    """Validate `manifest` and its images; write OUT/photos, OUT/quarantine, OUT/labels.json, OUT/summary.json.
+
+    The job holds OUT's output lock (a second job on OUT waits `lock_timeout` seconds, then refuses naming this
+    one) and writes all four parts to a staging folder that is committed at the end, so a killed run leaves the
+    previous output intact. Returns the summary: rows_in, rows_kept, rows_quarantined, by_reason (and the paths).
+    """
+    manifest_str = str(manifest)
+    specs = resolve_labels(labels, manifest_str)
+    raw = read_manifest(spark, manifest_str)
+    present = raw.columns
+    check_columns(present, specs, manifest_str)
+    root = str(out_dir).rstrip("/") if _URI.match(str(out_dir)) else str(Path(out_dir).resolve())
+    with output_lock(out_dir, job="ingest", timeout=lock_timeout) as local:
+        judged, rows_in = _judge(spark, raw, manifest_str, specs, max_pixels, decode)
+        judged = judged.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if local is None:  # remote output: Spark's commit protocol, table by table
+                counts = _write_tables(judged, present, specs, f"{root}/photos", f"{root}/quarantine")
+                return _summary(manifest_str, root, rows_in, counts, specs, max_pixels)
+            with staged_output(local) as stage:
+                counts = _write_tables(judged, present, specs, str(stage.path("photos")),
+                                       str(stage.path("quarantine")))
+                summary = _summary(manifest_str, root, rows_in, counts, specs, max_pixels)
+                write_json(labels_to_dict(specs), stage.path("labels.json"))
+                write_json(summary, stage.path("summary.json"))
+            return summary
+        finally:
+            judged.unpersist()
+
+
+def _summary(manifest: str, root: str, rows_in: int, counts: dict[str | None, int], specs: dict[str, LabelSpec],
+             max_pixels: int) -> dict[str, Any]:
+    """The summary.json content; checks that rows in = kept + quarantined."""
     rows_kept = counts.pop(None, 0)
-    by_reason = counts
-    rows_quarantined = sum(by_reason.values())
+    rows_quarantined = sum(counts.values())
     if rows_kept + rows_quarantined != rows_in:  # a bug, never a user error
         raise RuntimeError(f"ingest counts do not reconcile: {rows_in} in, {rows_kept} kept, {rows_quarantined} out")
-    summary = {
-        "manifest": manifest_str,
+    return {
+        "manifest": manifest,
         "rows_in": rows_in,
         "rows_kept": rows_kept,
         "rows_quarantined": rows_quarantined,
-        "by_reason": dict(sorted(by_reason.items())),
-        "photos": photos_path,
-        "quarantine": quarantine_path,
+        "by_reason": dict(sorted(counts.items())),
+        "photos": f"{root}/photos",
+        "quarantine": f"{root}/quarantine",
         "labels": labels_to_dict(specs),
         "max_pixels": int(max_pixels),
     }
-    if out is not None:
-        write_json(labels_to_dict(specs), out / "labels.json")
-        write_json(summary, out / "summary.json")
-    return summary
 
 
 def read_summary(out_dir: str | Path) -> dict[str, Any]:

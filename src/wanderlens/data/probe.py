@@ -3,6 +3,7 @@
 Used on the executors by ingestion (in Arrow batches) and by the plain-loop baseline of the ingest benchmark.
 The pixel-count cap is checked from the header, before any pixel is decoded, so a 50,000 x 50,000 bomb costs
 nothing; JPEGs are then decoded at 1/8 scale (draft mode), which still reads every byte and so finds truncation.
+Pillow's own bomb limit (a process-wide global) is lifted only inside `pillow_pixel_limit`, never left changed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import hashlib
 import io
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
@@ -27,6 +31,7 @@ from wanderlens.data.schema import (
 DEFAULT_MAX_PIXELS = 100_000_000
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _IN_MEMORY_LIMIT = 256 * 1024 * 1024
+_PIXEL_LIMIT_LOCK = threading.RLock()
 
 
 @dataclass
@@ -51,6 +56,22 @@ def local_path(image_path: str) -> str | None:
     return image_path
 
 
+@contextmanager
+def pillow_pixel_limit(limit: int | None) -> Iterator[None]:
+    """Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`, None = off) set for the block, then restored.
+
+    Pillow reads the limit from a module global, so setting it for good would change every image open in the caller's
+    process. Blocks run one at a time (a lock), so threaded or nested uses always restore the caller's value.
+    """
+    with _PIXEL_LIMIT_LOCK:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
 def probe_image(image_path: str, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool = True) -> ProbeResult:
     """Open `image_path`, hash its bytes, read its header, check it decodes; never raises for a bad file."""
     res = ProbeResult()
@@ -63,15 +84,13 @@ def probe_image(image_path: str, max_pixels: int = DEFAULT_MAX_PIXELS, decode: b
         if os.path.isdir(path):
             res.reason, res.detail = REASON_NOT_AN_IMAGE, f"{path} is a directory"
             return res
-        digest = hashlib.sha256()
         with open(path, "rb") as fh:
-            if size <= _IN_MEMORY_LIMIT:
+            if size <= _IN_MEMORY_LIMIT:  # read once: hashed and parsed from memory
                 data = fh.read()
-                digest.update(data)
+                sha256 = hashlib.sha256(data).hexdigest()
                 source: io.BytesIO | str = io.BytesIO(data)
             else:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+                sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
                 source = path
     except FileNotFoundError:
         res.reason, res.detail = REASON_FILE_MISSING, f"no file at {path}"
@@ -80,11 +99,16 @@ def probe_image(image_path: str, max_pixels: int = DEFAULT_MAX_PIXELS, decode: b
         res.reason, res.detail = REASON_FILE_MISSING, f"cannot read {path}: {exc.strerror or exc}"
         return res
     res.num_bytes = size
-    res.sha256 = digest.hexdigest()
+    res.sha256 = sha256
     if size == 0:
         res.reason, res.detail = REASON_EMPTY_FILE, f"{path} has 0 bytes"
         return res
-    Image.MAX_IMAGE_PIXELS = None  # the cap below replaces Pillow's own warning/exception
+    with pillow_pixel_limit(None):  # the cap in _check_pixels replaces Pillow's own warning/exception
+        return _check_pixels(res, source, path, max_pixels, decode)
+
+
+def _check_pixels(res: ProbeResult, source: io.BytesIO | str, path: str, max_pixels: int, decode: bool) -> ProbeResult:
+    """Header, pixel cap and (cheap) decode of an opened file: fills `res` and returns it."""
     try:
         im = Image.open(source)
     except UnidentifiedImageError:

@@ -20,7 +20,7 @@ import numpy as np
 
 from wanderlens.data.destinations import DESTINATIONS, SCENES, Destination
 from wanderlens.data.render import PhotoSpec, render_photo
-from wanderlens.data.schema import LabelSpec, dump_labels
+from wanderlens.data.schema import DESTINATION_COLUMNS, LabelSpec, dump_labels
 from wanderlens.errors import InputError
 
 ATTRIBUTES: tuple[str, ...] = (
@@ -452,7 +452,7 @@ def generate_sample(
     dump_labels(SAMPLE_LABELS, out / "labels.yaml")
     with open(out / "destinations.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["destination_id", "name", "country", "kind", "description", "tags", "latitude", "longitude"])
+        writer.writerow(DESTINATION_COLUMNS)
         for d in DESTINATIONS:
             writer.writerow(
                 [

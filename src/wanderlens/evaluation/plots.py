@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from wanderlens.evaluation.curves import Curve, Reliability  # noqa: E402
+from wanderlens.evaluation.curves import Curve, Reliability
 
 MAX_CURVES = 12
 

@@ -2,7 +2,8 @@
 
 An encoder maps a float32 NCHW batch to embeddings (and ImageNet class probabilities when it has a classifier).
 Encoders are built once per Python process (`get_encoder` caches them), so Spark's reused Python workers load a
-model once, not per batch.
+model once, not per batch. torch's thread count is set through `torch_threads`, which leaves the caller's process
+setting as it was outside a Spark Python worker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import fcntl
 import os
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +47,53 @@ def default_threads() -> int:
     except Exception:  # noqa: BLE001 - no Spark context: a plain process
         pass
     return os.cpu_count() or 1
+
+
+def in_spark_worker() -> bool:
+    """True inside a Spark task's Python worker: a process Spark started for the job, whose settings are ours."""
+    try:
+        from pyspark import TaskContext
+
+        return TaskContext.get() is not None
+    except Exception:  # noqa: BLE001 - no usable pyspark: a plain process
+        return False
+
+
+class _ThreadScope:
+    """Book-keeping of `torch_threads` outside Spark workers: the caller's count, restored by the last block out."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved = 1
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` for the block.
+
+    In a Spark Python worker it is set and left (the process is ours; reused workers then pay nothing). Anywhere else
+    (the service, a notebook, a test run) the caller's count comes back when the last concurrent block ends, so a
+    library call never changes the process-wide setting; concurrent blocks share the first block's count.
+    """
+    import torch
+
+    if in_spark_worker():
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        yield
+        return
+    with _ThreadScope.lock:
+        if _ThreadScope.depth == 0:
+            _ThreadScope.saved = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        _ThreadScope.depth += 1
+    try:
+        yield
+    finally:
+        with _ThreadScope.lock:
+            _ThreadScope.depth -= 1
+            if _ThreadScope.depth == 0:
+                torch.set_num_threads(_ThreadScope.saved)
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +136,7 @@ class OnnxEncoder(Encoder):
         options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        except Exception as exc:  # onnxruntime raises its own types
             raise ConfigError(f"cannot load ONNX model {path}: {exc}") from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -216,9 +266,8 @@ class TorchEncoder(Encoder):
         import torch
 
         self.torch = torch
+        self.threads = threads
         self.cuda = torch.cuda.is_available()
-        if not self.cuda:
-            torch.set_num_threads(threads)
         model = _load_torch_lite0()
         if self.cuda:
             model = model.to("cuda", memory_format=torch.channels_last)
@@ -233,7 +282,8 @@ class TorchEncoder(Encoder):
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     feats, logits = self.model(x)
             else:
-                feats, logits = self.model(x)
+                with torch_threads(self.threads):
+                    feats, logits = self.model(x)
         emb = feats.float().cpu().numpy()
         return emb, _softmax(logits.float().cpu().numpy().astype(np.float64))
 
@@ -307,7 +357,3 @@ def _build(name: str, threads: int) -> Encoder:
         f"unknown image encoder {name!r}; use efficientnet_lite0, torch, color_texture or onnx:/path/model.onnx"
     )
 
-
-def encoder_dim(name: str) -> int:
-    """Embedding size of an encoder without running it (loads it in this process)."""
-    return get_encoder(name, threads=1).dim

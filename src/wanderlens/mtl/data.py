@@ -80,6 +80,41 @@ class InputSummary:
     class_counts: dict[str, list[int]]
 
 
+def _label_aggs(df: DataFrame, j: int, t: TaskSpec) -> list[Column]:
+    """Aggregations checking task `t`'s label column (as `t{j}_*`): labelled rows, bad values, class counts."""
+    if t.label_col not in df.columns:
+        raise InputError(f"task {t.name!r}: label column {t.label_col!r} is missing; columns: {', '.join(df.columns)}")
+    col = F.col(t.label_col)
+    dt = df.schema[t.label_col].dataType
+    if t.type in ("binary", "regression") and not isinstance(dt, T.NumericType | T.BooleanType):
+        raise InputError(f"task {t.name!r} ({t.type}): label column {t.label_col!r} must be numeric, "
+                         f"got {dt.simpleString()}")
+    if t.type == "multilabel" and not isinstance(dt, T.ArrayType):
+        raise InputError(f"task {t.name!r} (multilabel): label column {t.label_col!r} must be an array, "
+                         f"got {dt.simpleString()}")
+    idx = label_index_expr(df, t)
+    if t.type == "binary":
+        v = col.cast("double")
+        bad = v.isNotNull() & ~v.isin(0.0, 1.0)
+        counts = [F.sum(F.when(v == 1.0, 1).otherwise(0))]
+    elif t.type == "regression":
+        v = col.cast("double")
+        bad = v.isNotNull() & (F.isnan(v) | (F.abs(v) == float("inf")))
+        counts = []
+    elif t.type == "multiclass":
+        bad = idx.isNotNull() & F.isnan(idx)
+        counts = [F.sum(F.when(idx == float(k), 1).otherwise(0)) for k in range(len(t.classes))]
+    else:
+        bad = idx.isNotNull() & F.exists(idx, lambda x: F.isnan(x))
+        counts = [F.sum(F.when(F.array_contains(idx, float(k)), 1).otherwise(0)) for k in range(len(t.classes))]
+    return [
+        F.sum(F.when(col.isNotNull(), 1).otherwise(0)).alias(f"t{j}_n"),
+        F.sum(F.when(bad, 1).otherwise(0)).alias(f"t{j}_bad"),
+        F.first(F.when(bad, col.cast("string")), ignorenulls=True).alias(f"t{j}_example"),
+        *[c.alias(f"t{j}_c{k}") for k, c in enumerate(counts)],
+    ]
+
+
 def validate_input(df: DataFrame, feature_cols: list[str], tasks: list[TaskSpec]) -> InputSummary:
     """Check features and labels in one pass; raise InputError naming the column and the fix on any problem."""
     aggs: list[Column] = [F.count(F.lit(1)).alias("rows")]
@@ -94,39 +129,7 @@ def validate_input(df: DataFrame, feature_cols: list[str], tasks: list[TaskSpec]
             ),
         ]
     for j, t in enumerate(tasks):
-        if t.label_col not in df.columns:
-            raise InputError(
-                f"task {t.name!r}: label column {t.label_col!r} is missing; columns: {', '.join(df.columns)}"
-            )
-        col = F.col(t.label_col)
-        dt = df.schema[t.label_col].dataType
-        if t.type in ("binary", "regression") and not isinstance(dt, T.NumericType | T.BooleanType):
-            raise InputError(f"task {t.name!r} ({t.type}): label column {t.label_col!r} must be numeric, "
-                             f"got {dt.simpleString()}")
-        if t.type == "multilabel" and not isinstance(dt, T.ArrayType):
-            raise InputError(f"task {t.name!r} (multilabel): label column {t.label_col!r} must be an array, "
-                             f"got {dt.simpleString()}")
-        idx = label_index_expr(df, t)
-        if t.type == "binary":
-            v = col.cast("double")
-            bad = v.isNotNull() & ~v.isin(0.0, 1.0)
-            counts = [F.sum(F.when(v == 1.0, 1).otherwise(0))]
-        elif t.type == "regression":
-            v = col.cast("double")
-            bad = v.isNotNull() & (F.isnan(v) | (F.abs(v) == float("inf")))
-            counts = []
-        elif t.type == "multiclass":
-            bad = idx.isNotNull() & F.isnan(idx)
-            counts = [F.sum(F.when(idx == float(k), 1).otherwise(0)) for k in range(len(t.classes))]
-        else:
-            bad = idx.isNotNull() & F.exists(idx, lambda x: F.isnan(x))
-            counts = [F.sum(F.when(F.array_contains(idx, float(k)), 1).otherwise(0)) for k in range(len(t.classes))]
-        aggs += [
-            F.sum(F.when(col.isNotNull(), 1).otherwise(0)).alias(f"t{j}_n"),
-            F.sum(F.when(bad, 1).otherwise(0)).alias(f"t{j}_bad"),
-            F.first(F.when(bad, col.cast("string")), ignorenulls=True).alias(f"t{j}_example"),
-        ]
-        aggs += [c.alias(f"t{j}_c{k}") for k, c in enumerate(counts)]
+        aggs += _label_aggs(df, j, t)
     row = df.agg(*aggs).first().asDict()
     rows = int(row["rows"] or 0)
     if rows == 0:

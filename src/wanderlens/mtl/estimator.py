@@ -13,10 +13,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import array_to_vector
@@ -37,6 +38,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
+from wanderlens.config import ModelConfig, Section, TrainingConfig, param_name
 from wanderlens.errors import ConfigError, InputError
 from wanderlens.io import write_json
 from wanderlens.mtl.architectures import ARCHITECTURES, ArchConfig
@@ -49,9 +51,12 @@ from wanderlens.mtl.data import (
     validate_input,
     write_shards,
 )
-from wanderlens.mtl.local import LocalMultiTaskModel, cached_model
-from wanderlens.mtl.tasks import TaskSpec, parse_tasks
+from wanderlens.mtl.local import LocalMultiTaskModel, cached_model, torch_threads
+from wanderlens.mtl.tasks import TaskSpec, label_index_expr, parse_tasks
+from wanderlens.mtl.trainer import TrainingRun, run_training
 from wanderlens.mtl.weighting import WEIGHTINGS
+
+SectionT = TypeVar("SectionT", bound=Section)
 
 
 def _to_tasks(value: Any) -> list[dict[str, Any]]:
@@ -112,14 +117,18 @@ class _MultiTaskParams(HasSeed):
 
     def __init__(self) -> None:
         super().__init__()
-        self._setDefault(
-            featuresCols=["features"], architecture="mmoe", expertHidden=[64], towerHidden=[32], numExperts=4,
-            numSharedExperts=2, numLevels=1, dropout=0.0, lossWeighting="equal", gradnormAlpha=1.5,
-            dwaTemperature=2.0, optimizer="adam", learningRate=1e-3, weightDecay=0.0, maxEpochs=10, batchSize=256,
-            validationFraction=0.0, validationIndicatorCol="", patience=0, monitor="loss", classWeights="none",
-            numProcesses=1, checkpointDir="", seed=0,
-        )
+        # Every default lives in wanderlens.config (one source for YAML, --set and these Params).
+        self._setDefault(**ModelConfig().params(), **TrainingConfig().params())
 
+    def _section(self, cls: type[SectionT]) -> SectionT:
+        """The config section `cls` (ModelConfig / TrainingConfig) from these Params, validated by its model."""
+        values = {key: self.getOrDefault(param_name(key)) for key in cls.model_fields}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(
+                f"{type(self).__name__}: {param_name(str(e['loc'][0]))} {e.get('input')!r}: {e['msg']}"
+                for e in exc.errors())) from None
 
 
 class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, DefaultParamsWritable):
@@ -153,88 +162,64 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         return self
 
     def _arch_config(self) -> dict[str, Any]:
+        model = self._section(ModelConfig)
         cfg = ArchConfig(
-            name=self.getOrDefault(self.architecture), expert_hidden=self.getOrDefault(self.expertHidden),
-            tower_hidden=self.getOrDefault(self.towerHidden), num_experts=self.getOrDefault(self.numExperts),
-            num_shared_experts=self.getOrDefault(self.numSharedExperts), num_levels=self.getOrDefault(self.numLevels),
-            dropout=self.getOrDefault(self.dropout),
+            name=model.architecture, expert_hidden=model.expert_hidden, tower_hidden=model.tower_hidden,
+            num_experts=model.num_experts, num_shared_experts=model.num_shared_experts, num_levels=model.num_levels,
+            dropout=model.dropout,
         )
         return dict(cfg.__dict__)
 
-    def _check_settings(self, tasks: list[TaskSpec]) -> None:
-        g = self.getOrDefault
-        if g(self.lossWeighting) not in WEIGHTINGS:
-            raise ConfigError(f"unknown lossWeighting {g(self.lossWeighting)!r}; use one of {', '.join(WEIGHTINGS)}")
-        if g(self.optimizer) not in ("adam", "adamw", "sgd"):
-            raise ConfigError(f"unknown optimizer {g(self.optimizer)!r}; use adam, adamw or sgd")
-        if g(self.classWeights) not in ("none", "balanced"):
-            raise ConfigError(f"classWeights must be 'none' or 'balanced', got {g(self.classWeights)!r}")
-        if not 0.0 <= g(self.validationFraction) < 1.0:
-            raise ConfigError(f"validationFraction must be in [0, 1), got {g(self.validationFraction)}")
-        if g(self.maxEpochs) < 1 or g(self.batchSize) < 1 or g(self.numProcesses) < 1:
-            raise ConfigError("maxEpochs, batchSize and numProcesses must be >= 1")
-        if g(self.learningRate) <= 0:
-            raise ConfigError(f"learningRate must be > 0, got {g(self.learningRate)}")
-        mon = g(self.monitor)
-        if mon not in ("loss", "metric") and mon not in {t.name for t in tasks}:
-            raise ConfigError(f"monitor {mon!r} must be 'loss', 'metric' or a task name ({[t.name for t in tasks]})")
-
-    def _fit(self, dataset: DataFrame) -> MultiTaskModel:
-        if not self.isDefined(self.tasks):
-            raise ConfigError("MultiTaskClassifier needs tasks (setTasks / tasks=[...])")
-        g = self.getOrDefault
-        tasks = self.getTasks()
-        self._check_settings(tasks)
-        arch = self._arch_config()
-        feature_cols = g(self.featuresCols)
-        tasks = infer_classes(dataset, tasks)
-        summary = validate_input(dataset, feature_cols, tasks)
-        table = encode(dataset, feature_cols, tasks)
-        vcol = g(self.validationIndicatorCol)
-        seed = int(g(self.seed))
+    def _split(self, dataset: DataFrame, tasks: list[TaskSpec], training: TrainingConfig,
+               ) -> tuple[DataFrame, DataFrame | None]:
+        """Encoded training rows and validation rows (by indicator column, random fraction, or none)."""
+        feature_cols = self.getOrDefault(self.featuresCols)
+        vcol = training.validation_indicator_col
         if vcol:
             if vcol not in dataset.columns:
                 raise InputError(f"validationIndicatorCol {vcol!r} is missing from the DataFrame")
             base = dataset.withColumn("__val", F.coalesce(F.col(vcol).cast("boolean"), F.lit(False)))
-            train_df = encode(base.where(~F.col("__val")), feature_cols, tasks)
-            val_df = encode(base.where(F.col("__val")), feature_cols, tasks)
-        elif g(self.validationFraction) > 0:
-            frac = g(self.validationFraction)
-            train_df, val_df = table.randomSplit([1.0 - frac, frac], seed=seed)
-        else:
-            train_df, val_df = table, None
-        n_proc = int(g(self.numProcesses))
-        ckpt = g(self.checkpointDir)
-        work = os.path.join(ckpt, "data") if ckpt else tempfile.mkdtemp(prefix="wanderlens-mtl-")
-        cfg: dict[str, Any] = {
-            "tasks": [t.to_dict() for t in tasks], "arch": arch, "weighting": g(self.lossWeighting),
-            "weighting_options": ({"alpha": g(self.gradnormAlpha)} if g(self.lossWeighting) == "gradnorm" else
-                                  {"temperature": g(self.dwaTemperature)} if g(self.lossWeighting) == "dwa" else {}),
-            "optimizer": g(self.optimizer), "lr": g(self.learningRate), "weight_decay": g(self.weightDecay),
-            "epochs": g(self.maxEpochs), "batch_size": g(self.batchSize), "patience": g(self.patience),
-            "monitor": g(self.monitor), "class_weights": class_weights(tasks, summary, g(self.classWeights)),
-            "seed": seed, "input_dim": summary.input_dim, "num_processes": n_proc,
-            "train_path": os.path.join(work, "train"),
-            "val_path": os.path.join(work, "val") if val_df is not None else None,
-            "checkpoint_dir": ckpt or None,
-        }
-        try:
-            _write_training_data(train_df, val_df, work, n_proc, seed, cfg)
-            if n_proc == 1:
-                from wanderlens.mtl.trainer import run_training
+            return (encode(base.where(~F.col("__val")), feature_cols, tasks),
+                    encode(base.where(F.col("__val")), feature_cols, tasks))
+        table = encode(dataset, feature_cols, tasks)
+        if training.validation_fraction > 0:
+            frac = training.validation_fraction
+            train_df, val_df = table.randomSplit([1.0 - frac, frac], seed=training.seed)
+            return train_df, val_df
+        return table, None
 
-                result = run_training(cfg, self._progress)
+    def _fit(self, dataset: DataFrame) -> MultiTaskModel:
+        if not self.isDefined(self.tasks):
+            raise ConfigError("MultiTaskClassifier needs tasks (setTasks / tasks=[...])")
+        tasks = self.getTasks()
+        training = self._section(TrainingConfig)
+        if training.monitor not in ("loss", "metric") and training.monitor not in {t.name for t in tasks}:
+            raise ConfigError(f"monitor {training.monitor!r} must be 'loss', 'metric' or a task name "
+                              f"({[t.name for t in tasks]})")
+        arch = self._arch_config()
+        tasks = infer_classes(dataset, tasks)
+        summary = validate_input(dataset, self.getOrDefault(self.featuresCols), tasks)
+        train_df, val_df = self._split(dataset, tasks, training)
+        n_proc, ckpt = training.num_processes, training.checkpoint_dir
+        work = os.path.join(ckpt, "data") if ckpt else tempfile.mkdtemp(prefix="wanderlens-mtl-")
+        run = TrainingRun(
+            tasks=[t.to_dict() for t in tasks], arch=arch, training=training, input_dim=summary.input_dim,
+            train_path=os.path.join(work, "train"), val_path=os.path.join(work, "val") if val_df is not None else None,
+            class_weights=class_weights(tasks, summary, training.class_weights),
+        )
+        try:
+            _write_training_data(train_df, val_df, work, run)
+            if n_proc == 1:
+                result = run_training(run, self._progress)
             else:
                 from pyspark.ml.torch.distributor import TorchDistributor
 
-                from wanderlens.mtl.trainer import run_training
-
                 result = TorchDistributor(num_processes=n_proc, local_mode=False, use_gpu=False).run(
-                    run_training, cfg)
+                    run_training, run)
         finally:
             if not ckpt:
                 shutil.rmtree(work, ignore_errors=True)
-        meta = {"tasks": cfg["tasks"], "arch": arch, "input_dim": summary.input_dim,
+        meta = {"tasks": run.tasks, "arch": arch, "input_dim": summary.input_dim,
                 "history": result["history"], "info": {**result["info"], "input_rows": summary.rows,
                                                        "labelled": summary.labelled}}
         model = MultiTaskModel()._set_state(json.dumps(meta), result["state"])
@@ -242,24 +227,24 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         return model
 
 
-def _write_training_data(train_df: DataFrame, val_df: DataFrame | None, work: str, n: int, seed: int,
-                         cfg: dict[str, Any]) -> None:
+def _write_training_data(train_df: DataFrame, val_df: DataFrame | None, work: str, run: TrainingRun) -> None:
     """Write train/validation shards once; a checkpoint folder whose shards match the settings reuses them."""
     marker = os.path.join(work, "shards.json")
-    key = {"tasks": cfg["tasks"], "n": n, "seed": seed, "val": cfg["val_path"] is not None,
-           "input_dim": cfg["input_dim"]}
+    n, seed = run.training.num_processes, run.training.seed
+    key = {"tasks": run.tasks, "n": n, "seed": seed, "val": run.val_path is not None, "input_dim": run.input_dim}
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as fh:
             if json.load(fh) == key:
                 return
-    write_shards(train_df, cfg["train_path"], n, seed)
+    write_shards(train_df, run.train_path, n, seed)
     if val_df is not None:
-        write_shards(val_df, cfg["val_path"], n, seed + 1)
+        write_shards(val_df, run.val_path, n, seed + 1)
     write_json(key, marker)
 
 
 class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
-    """Fitted multi-task network: `transform` adds `<t>_prediction`, `<t>_probability`, `<t>_rawPrediction`."""
+    """Fitted multi-task network: `transform` adds `<t>_prediction`, `<t>_probability`, `<t>_rawPrediction`, and
+    `<t>_label` (the indexed label) when the input holds the task's label column."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -331,7 +316,8 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
                 if lengths != {dim}:
                     raise InputError(f"feature vectors have length {sorted(lengths)}; this model needs {dim}")
                 x = np.stack(s.to_numpy()).astype(np.float64)
-                full = model.predict_full(x)
+                with torch_threads(1):
+                    full = model.predict_full(x)
                 cols: dict[str, Any] = {}
                 for name in names:
                     r = full[name]
@@ -352,7 +338,7 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
                 out = out.withColumn(f"{t.name}_probability", array_to_vector(F.col(f"{tmp}.{t.name}_probability")))
                 out = out.withColumn(f"{t.name}_rawPrediction",
                                      array_to_vector(F.col(f"{tmp}.{t.name}_rawPrediction")))
-        return out.drop(tmp)
+        return _with_labels(out.drop(tmp), dataset, tasks)
 
     def write(self) -> MLWriter:
         return _ModelWriter(self)
@@ -360,6 +346,16 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
     @classmethod
     def read(cls) -> MLReader:
         return _ModelReader(cls)
+
+
+def _with_labels(out: DataFrame, dataset: DataFrame, tasks: list[TaskSpec]) -> DataFrame:
+    """Add each task's indexed `<task>_label` (as `index_labels` makes it) where the input holds the task's label
+    column and not yet the `_label` column, so MLlib evaluators and `MultiTaskEvaluator` read the output directly."""
+    for t in tasks:
+        label = f"{t.name}_label"
+        if t.label_col in dataset.columns and label not in dataset.columns:
+            out = out.withColumn(label, label_index_expr(dataset, t))
+    return out
 
 
 class _ModelWriter(MLWriter):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -98,9 +100,26 @@ def cached_model(key: str, meta_json: str, weights: bytes) -> LocalMultiTaskMode
     """One model per Python worker and key: built at the first Arrow batch, reused after."""
     model = _CACHE.get(key)
     if model is None:
-        torch.set_num_threads(1)
         model = _CACHE[key] = LocalMultiTaskModel.from_bytes(meta_json, weights)
     return model
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with torch using `n` intra-op threads, restoring the previous count afterwards.
+
+    Small multi-task networks run fastest on one thread (more threads spin on a busy host); scoping the setting
+    keeps a library call from changing the process-wide thread count of its caller.
+    """
+    previous = torch.get_num_threads()
+    if n == previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _find_model_dir(path: str) -> str:

@@ -1,8 +1,8 @@
-"""Training from a config file: the features folder + a `tasks`/`model`/`training` config -> a saved model.
+"""Training from a config: the features folder + a `WanderlensConfig` -> a saved model.
 
-Config sections (YAML/TOML; see configs/sample.yaml and docs/mtl.md):
-`tasks` (optional list; default: the labels.json beside the features table), `model` (architecture and sizes),
-`training` (weighting, optimiser, epochs, batch size, validation, early stopping, processes, checkpoints).
+Reads the config's `tasks` (optional list; default: the labels.json beside the features table), `model`
+(architecture and sizes) and `training` (weighting, optimiser, epochs, ...) sections; `wanderlens.config` owns
+every setting, its type and its default (docs/mtl.md lists them).
 """
 
 from __future__ import annotations
@@ -13,38 +13,11 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from wanderlens.errors import ConfigError, InputError
+from wanderlens.config import WanderlensConfig, parse_config
+from wanderlens.errors import InputError
 from wanderlens.io import read_json
 from wanderlens.mtl.estimator import MultiTaskClassifier, MultiTaskModel
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
-
-# Config key (snake_case) -> MultiTaskClassifier Param.
-CONFIG_KEYS = {
-    "features_cols": "featuresCols", "architecture": "architecture", "expert_hidden": "expertHidden",
-    "tower_hidden": "towerHidden", "num_experts": "numExperts", "num_shared_experts": "numSharedExperts",
-    "num_levels": "numLevels", "dropout": "dropout", "loss_weighting": "lossWeighting", "weighting": "lossWeighting",
-    "gradnorm_alpha": "gradnormAlpha", "dwa_temperature": "dwaTemperature", "optimizer": "optimizer",
-    "learning_rate": "learningRate", "lr": "learningRate", "weight_decay": "weightDecay", "epochs": "maxEpochs",
-    "max_epochs": "maxEpochs", "batch_size": "batchSize", "validation_fraction": "validationFraction",
-    "validation_indicator_col": "validationIndicatorCol", "patience": "patience", "monitor": "monitor",
-    "class_weights": "classWeights", "seed": "seed", "num_processes": "numProcesses",
-    "checkpoint_dir": "checkpointDir",
-}
-
-
-def estimator_params(config: dict[str, Any]) -> dict[str, Any]:
-    """MultiTaskClassifier Params from the config's `model` and `training` sections (unknown keys are errors)."""
-    params: dict[str, Any] = {}
-    for section in ("model", "training"):
-        body = config.get(section) or {}
-        if not isinstance(body, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping")
-        for key, value in body.items():
-            if key not in CONFIG_KEYS:
-                raise ConfigError(f"config {section}.{key}: unknown key; known: {', '.join(sorted(CONFIG_KEYS))}")
-            if value is not None:
-                params[CONFIG_KEYS[key]] = value
-    return params
 
 
 def features_table(features_dir: str | Path) -> Path:
@@ -56,10 +29,11 @@ def features_table(features_dir: str | Path) -> Path:
     return table
 
 
-def config_tasks(features_dir: str | Path, config: dict[str, Any]) -> list[TaskSpec]:
+def config_tasks(features_dir: str | Path, config: WanderlensConfig | dict[str, Any] | None) -> list[TaskSpec]:
     """Tasks from the config's `tasks` list, else from labels.json beside (or in) the features table."""
-    if config.get("tasks"):
-        return parse_tasks(config["tasks"])
+    cfg = parse_config(config)
+    if cfg.tasks:
+        return parse_tasks(cfg.tasks)
     d = Path(features_dir)
     for candidate in (d / "labels.json", features_table(d).parent / "labels.json"):
         if candidate.is_file():
@@ -68,12 +42,16 @@ def config_tasks(features_dir: str | Path, config: dict[str, Any]) -> list[TaskS
 
 
 def train_from_config(
-    spark: SparkSession, features_dir: str | Path, config: dict[str, Any], out_dir: str | Path,
-    progress: Callable[[dict[str, Any]], None] | None = None, df: DataFrame | None = None,
+    spark: SparkSession, features_dir: str | Path, config: WanderlensConfig | dict[str, Any] | None,
+    out_dir: str | Path, progress: Callable[[dict[str, Any]], None] | None = None, df: DataFrame | None = None,
 ) -> MultiTaskModel:
-    """Fit a MultiTaskClassifier on the features table as the config says, save it to `out_dir`, return it."""
-    tasks = config_tasks(features_dir, config)
-    params = estimator_params(config)
+    """Fit a MultiTaskClassifier on the features table as the config says, save it to `out_dir`, return it.
+
+    `config` is a `WanderlensConfig` (from `wanderlens.config.load_config`) or a plain mapping of its sections.
+    """
+    cfg = parse_config(config)
+    tasks = config_tasks(features_dir, cfg)
+    params = cfg.estimator_params()
     data = df if df is not None else spark.read.parquet(str(features_table(features_dir)))
     est = MultiTaskClassifier(tasks=tasks, **params)
     est.setProgress(progress)

@@ -3,6 +3,11 @@
 Each rank reads its own Parquet shard, wraps the network in DDP (gloo) when there are several ranks, and steps
 the same number of batches per epoch so all-reduces line up. Per epoch it records each task's loss, the task
 weights and validation metrics, applies early stopping, and (rank 0) writes a resumable checkpoint.
+
+The pieces, in the order a run uses them: `TrainingRun` (what to train, picklable), `setup` (network, weighting,
+optimizer, shards), `resume` (from a checkpoint), `train_epoch` -> `train_step` (one batch; the loss weighting's
+`backward` hook turns the per-task losses into gradients), `end_epoch` (history, validation, early stopping,
+checkpoint), `result`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,16 +28,55 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from wanderlens.config import TrainingConfig
 from wanderlens.mtl.architectures import build_network
 from wanderlens.mtl.data import Shard, read_shard
+from wanderlens.mtl.local import torch_threads
 from wanderlens.mtl.losses import task_loss
 from wanderlens.mtl.metrics import PRIMARY, is_better, task_metric
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
-from wanderlens.mtl.weighting import LossWeighting, build_weighting, finite_weights
+from wanderlens.mtl.weighting import LossWeighting, TaskStep, finite_weights, weighting_from_config
 
 CHECKPOINT = "last.pt"
-# Settings that may change between an interrupted fit and its resumption without invalidating the checkpoint.
-_RESUMABLE_KEYS = {"epochs", "checkpoint_dir", "train_path", "val_path", "num_threads", "patience"}
+# Training settings that may change between an interrupted fit and its resumption without invalidating the
+# checkpoint (the shard paths and the thread count are not part of the fingerprint either).
+_RESUMABLE_SETTINGS = {"epochs", "checkpoint_dir", "patience"}
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training run: tasks (with their classes), network sizes, training settings, and where the shards are.
+
+    Picklable, so `TorchDistributor` can ship it to every rank. `arch` is an `ArchConfig` as a dict (`name`,
+    `expert_hidden`, ...); `class_weights` holds per task None or its class weights (`mtl.data.class_weights`);
+    `num_threads` is torch's intra-op thread count while training (None: `WANDERLENS_TORCH_THREADS`, else 1).
+    """
+
+    tasks: list[dict[str, Any]]
+    arch: dict[str, Any]
+    training: TrainingConfig
+    input_dim: int
+    train_path: str
+    val_path: str | None = None
+    class_weights: list[Any] | None = None
+    num_threads: int | None = None
+
+    def task_specs(self) -> list[TaskSpec]:
+        """The tasks as TaskSpecs."""
+        return parse_tasks(self.tasks)
+
+    def task_class_weights(self) -> list[Any]:
+        """Per task its class weights, or None."""
+        return list(self.class_weights) if self.class_weights is not None else [None] * len(self.tasks)
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that define this run (a checkpoint only resumes a run with the same one)."""
+        core = {"tasks": self.tasks, "arch": self.arch, "input_dim": self.input_dim,
+                "class_weights": self.task_class_weights(),
+                "training": self.training.model_dump(exclude=_RESUMABLE_SETTINGS)}
+        return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Trainable(nn.Module):
@@ -46,27 +91,44 @@ class Trainable(nn.Module):
         return self.net(x)
 
 
-def fingerprint(cfg: dict[str, Any]) -> str:
-    """Hash of the settings that define a training run (a checkpoint only resumes a run with the same one)."""
-    core = {k: v for k, v in cfg.items() if k not in _RESUMABLE_KEYS}
-    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class Ranks:
+    """This process's rank and the world size, with the reductions the loop needs (identity in one process)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """Average over ranks."""
+        return self.sum(t) / self.world if self.distributed else t
+
+    def sum(self, t: torch.Tensor, op: Any = None) -> torch.Tensor:
+        """Sum (or `op`) over ranks."""
+        if not self.distributed:
+            return t
+        t = t.clone()
+        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+        return t
 
 
-def build_trainable(cfg: dict[str, Any]) -> tuple[list[TaskSpec], Trainable]:
-    """Tasks and a freshly initialised network + weighting for `cfg` (seeded, so every rank starts equal)."""
-    tasks = parse_tasks(cfg["tasks"])
-    torch.manual_seed(int(cfg["seed"]))
-    net = build_network(cfg["arch"], int(cfg["input_dim"]), [t.num_outputs for t in tasks])
-    weighting = build_weighting(cfg["weighting"], len(tasks), **cfg.get("weighting_options", {}))
-    return tasks, Trainable(net, weighting)
+def build_trainable(run: TrainingRun) -> tuple[list[TaskSpec], Trainable]:
+    """Tasks and a freshly initialised network + weighting for `run` (seeded, so every rank starts equal)."""
+    tasks = run.task_specs()
+    torch.manual_seed(int(run.training.seed))
+    net = build_network(run.arch, int(run.input_dim), [t.num_outputs for t in tasks])
+    return tasks, Trainable(net, weighting_from_config(run.training, len(tasks)))
 
 
-def make_optimizer(cfg: dict[str, Any], params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(training: TrainingConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """Adam, AdamW or SGD (momentum 0.9) with the configured learning rate and weight decay."""
-    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
-    if name == "adam":
+    lr, wd = float(training.learning_rate), float(training.weight_decay)
+    if training.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
+    if training.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
 
@@ -110,6 +172,213 @@ def predict_array(net: nn.Module, x: np.ndarray, batch: int = 8192) -> list[np.n
     return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
+@dataclass
+class LoopState:
+    """What a checkpoint holds besides the weights: the history so far, the best epoch, early stopping."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_value: float | None = None
+    best_state: dict[str, Any] | None = None
+    bad_epochs: int = 0
+    start_epoch: int = 0
+    resumed_from: int | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping ended the run (a resumed run that had stopped trains no further)."""
+        return bool(self.history and self.history[-1].get("stop"))
+
+
+@dataclass
+class Loop:
+    """One rank's training run: settings, network, optimizer, data, and the loop state."""
+
+    run: TrainingRun
+    ranks: Ranks
+    tasks: list[TaskSpec]
+    model: Trainable
+    ddp: nn.Module
+    optimizer: torch.optim.Optimizer
+    train: ShardTensors
+    rows: int
+    steps: int
+    val: Shard | None
+    class_weights: list[torch.Tensor | None]
+    shared: list[nn.Parameter]
+    state: LoopState = field(default_factory=LoopState)
+
+    @property
+    def weighting(self) -> LossWeighting:
+        return self.model.weighting
+
+
+def setup(run: TrainingRun, ranks: Ranks) -> Loop:
+    """Build the network, weighting and optimizer, read this rank's shards, and agree on the steps per epoch."""
+    tasks, model = build_trainable(run)
+    dim = int(run.input_dim)
+    train = read_shard(run.train_path, ranks.rank, ranks.world, tasks, dim)
+    val = read_shard(run.val_path, ranks.rank, ranks.world, tasks, dim) if run.val_path else None
+    cws = [None if cw is None else torch.tensor(cw, dtype=torch.float32) for cw in run.task_class_weights()]
+    ddp = nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
+    optimizer = make_optimizer(run.training, [p for p in model.parameters() if p.requires_grad])
+    shared = model.net.shared_parameters() if model.weighting.needs_task_gradients else []
+    steps = math.ceil(len(train) / int(run.training.batch_size))
+    if ranks.distributed:
+        steps = int(ranks.sum(torch.tensor([steps]), dist.ReduceOp.MAX).item())
+    return Loop(run, ranks, tasks, model, ddp, optimizer, ShardTensors(train), len(train), steps, val, cws, shared)
+
+
+def resume(loop: Loop) -> None:
+    """Continue from `checkpoint_dir/last.pt` when it was written by a run with the same fingerprint."""
+    ckpt = loop.run.training.checkpoint_dir
+    if not ckpt or not os.path.exists(os.path.join(ckpt, CHECKPOINT)):
+        return
+    saved = torch.load(os.path.join(ckpt, CHECKPOINT), weights_only=False)
+    if saved["fingerprint"] != loop.run.fingerprint():
+        return
+    loop.model.load_state_dict(saved["model"])
+    loop.optimizer.load_state_dict(saved["optimizer"])
+    loop.state = LoopState(history=saved["history"], best_value=saved["best_value"],
+                           best_state=saved["best_state"], bad_epochs=saved["bad_epochs"],
+                           start_epoch=saved["epoch"] + 1, resumed_from=saved["epoch"] + 1)
+
+
+def train_step(loop: Loop, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on the rows `idx`; returns the detached per-task losses and labelled-row counts."""
+    x, ys, ms = loop.train.batch(idx)
+    losses, counts = compute_losses(loop.tasks, loop.ddp(x), ys, ms, loop.class_weights)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loop.weighting.backward(TaskStep(losses, counts > 0, loop.shared, loop.ranks.mean))
+    loop.optimizer.step()
+    return losses.detach(), counts
+
+
+def train_epoch(loop: Loop, epoch: int) -> tuple[list[float], int]:
+    """One pass over this rank's rows (seeded per epoch and rank); the mean per-task losses over all ranks, and
+    the rows stepped on this rank."""
+    seed, rank, bs, n = int(loop.run.training.seed), loop.ranks.rank, int(loop.run.training.batch_size), loop.rows
+    torch.manual_seed(seed * 7919 + epoch * 104729 + rank)
+    perm = np.random.default_rng([seed, epoch, rank]).permutation(n) if n else np.zeros(0, np.int64)
+    if loop.ranks.distributed and n:
+        perm = np.resize(perm, loop.steps * bs)
+    loss_sum = torch.zeros(len(loop.tasks), dtype=torch.float64)
+    count_sum = torch.zeros(len(loop.tasks), dtype=torch.float64)
+    for s in range(loop.steps):
+        losses, counts = train_step(loop, perm[s * bs: (s + 1) * bs])
+        loss_sum += losses.double() * counts.double()
+        count_sum += counts.double()
+    loss_sum, count_sum = loop.ranks.sum(loss_sum), loop.ranks.sum(count_sum)
+    return (loss_sum / count_sum.clamp(min=1)).tolist(), len(perm)
+
+
+def monitored(record: dict[str, Any], tasks: list[TaskSpec], monitor: str) -> tuple[float, str]:
+    """The value early stopping watches in an epoch record, and its metric name ('loss', 'metric', 'auc', ...)."""
+    if monitor == "loss":
+        return record["val_loss"], "loss"
+    if monitor == "metric":
+        return record["val_metric"], "metric"
+    metric = PRIMARY[next(t.type for t in tasks if t.name == monitor)]
+    return record["val"][monitor][metric], metric
+
+
+def early_stopping(loop: Loop, record: dict[str, Any]) -> None:
+    """Validate, keep the best weights so far, and mark the record `stop` after `patience` epochs without gain."""
+    st, training = loop.state, loop.run.training
+    record.update(_validate(loop.model.net, loop.tasks, loop.val, loop.class_weights, loop.ranks))
+    value, metric = monitored(record, loop.tasks, training.monitor)
+    record["monitored"] = value
+    if is_better(metric, value, st.best_value):
+        st.best_value, st.bad_epochs = value, 0
+        st.best_state = copy.deepcopy(loop.model.state_dict())
+    else:
+        st.bad_epochs += 1
+    if training.patience > 0 and st.bad_epochs >= training.patience:
+        record["stop"] = True
+
+
+def end_epoch(loop: Loop, epoch: int, epoch_losses: list[float], samples: int, t0: float) -> dict[str, Any]:
+    """The epoch's history record (losses, weights, validation), after early stopping and the checkpoint."""
+    loop.weighting.end_epoch(epoch_losses)
+    names = [t.name for t in loop.tasks]
+    record: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "loss": dict(zip(names, epoch_losses, strict=True)),
+        "weights": dict(zip(names, finite_weights(loop.weighting.current_weights()), strict=True)),
+    }
+    if loop.val is not None:
+        early_stopping(loop, record)
+    record["seconds"] = time.perf_counter() - t0
+    record["samples"] = int(loop.ranks.sum(torch.tensor([samples])).item())
+    loop.state.history.append(record)
+    ckpt = loop.run.training.checkpoint_dir
+    if ckpt and loop.ranks.rank == 0:
+        st = loop.state
+        _save_checkpoint(ckpt, {
+            "fingerprint": loop.run.fingerprint(), "epoch": epoch, "model": loop.model.state_dict(),
+            "optimizer": loop.optimizer.state_dict(), "history": st.history, "best_value": st.best_value,
+            "best_state": st.best_state, "bad_epochs": st.bad_epochs,
+        })
+    return record
+
+
+def result(loop: Loop) -> dict[str, Any]:
+    """Restore the best epoch's weights; rank 0 gets the weights (serialised), history and run facts."""
+    model, ranks, st = loop.model, loop.ranks, loop.state
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state)
+    flat = torch.cat([p.detach().reshape(-1) for p in model.state_dict().values() if p.is_floating_point()])
+    max_diff = 0.0
+    if ranks.distributed:
+        gathered = [torch.zeros_like(flat) for _ in range(ranks.world)]
+        dist.all_gather(gathered, flat)
+        max_diff = max(float((g - gathered[0]).abs().max()) for g in gathered)
+    rows = int(ranks.sum(torch.tensor([loop.rows])).item())
+    if ranks.rank != 0:
+        return {}
+    return {
+        "state": _serialize(model.net.state_dict()),
+        "history": st.history,
+        "info": {
+            "world_size": ranks.world, "train_rows": rows, "resumed_from_epoch": st.resumed_from,
+            "rank_param_max_abs_diff": max_diff, "best_monitored": st.best_value,
+            "task_weights": finite_weights(loop.weighting.current_weights()),
+        },
+    }
+
+
+def run_training(run: TrainingRun, progress: Progress | None = None) -> dict[str, Any]:
+    """Train `run` on this rank; rank 0 returns the weights (serialised), history and run facts.
+
+    With WORLD_SIZE > 1 (set by TorchDistributor) it joins a gloo process group and trains under DDP. Torch's
+    intra-op thread count is set for the run and restored after it.
+    """
+    ranks = Ranks(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    # Small multi-task nets train fastest on one intra-op thread; on a busy host, more threads spin and stall.
+    threads = int(run.num_threads or os.environ.get("WANDERLENS_TORCH_THREADS", "1"))
+    with torch_threads(threads):
+        if ranks.distributed:
+            dist.init_process_group("gloo")
+        try:
+            return _train(run, ranks, progress)
+        finally:
+            if ranks.distributed:
+                dist.destroy_process_group()
+
+
+def _train(run: TrainingRun, ranks: Ranks, progress: Progress | None) -> dict[str, Any]:
+    loop = setup(run, ranks)
+    resume(loop)
+    for epoch in range(loop.state.start_epoch, int(run.training.epochs)):
+        if loop.state.stopped:
+            break
+        t0 = time.perf_counter()
+        epoch_losses, samples = train_epoch(loop, epoch)
+        record = end_epoch(loop, epoch, epoch_losses, samples, t0)
+        if progress is not None and ranks.rank == 0:
+            progress(record)
+    return result(loop)
+
+
 def _serialize(obj: Any) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -123,179 +392,14 @@ def _save_checkpoint(path: str, state: dict[str, Any]) -> None:
     os.replace(tmp, os.path.join(path, CHECKPOINT))
 
 
-def run_training(cfg: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train per `cfg` on this rank; rank 0 returns the weights (serialised), history and run facts.
-
-    With WORLD_SIZE > 1 (set by TorchDistributor) it joins a gloo process group and trains under DDP.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    distributed = world > 1
-    # Small multi-task nets train fastest on one intra-op thread; on a busy host, more threads spin and stall.
-    threads = int(cfg.get("num_threads") or os.environ.get("WANDERLENS_TORCH_THREADS", "1"))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    if distributed:
-        dist.init_process_group("gloo")
-    try:
-        return _train(cfg, rank, world, progress)
-    finally:
-        if distributed:
-            dist.destroy_process_group()
-        torch.set_num_threads(previous)
-
-
-def _train(cfg: dict[str, Any], rank: int, world: int, progress: Callable | None) -> dict[str, Any]:
-    distributed = world > 1
-    tasks, model = build_trainable(cfg)
-    net, weighting = model.net, model.weighting
-    dim = int(cfg["input_dim"])
-    train = read_shard(cfg["train_path"], rank, world, tasks, dim)
-    val = read_shard(cfg["val_path"], rank, world, tasks, dim) if cfg.get("val_path") else None
-    class_weights = [None if cw is None else torch.tensor(cw, dtype=torch.float32) for cw in cfg["class_weights"]]
-    ddp = nn.parallel.DistributedDataParallel(model) if distributed else model
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(cfg, params)
-    shared = net.shared_parameters() if weighting.needs_task_gradients() else []
-
-    def reduce_mean(t: torch.Tensor) -> torch.Tensor:
-        if not distributed:
-            return t
-        t = t.clone()
-        dist.all_reduce(t)
-        return t / world
-
-    def reduce_sum(t: torch.Tensor, op: Any = None) -> torch.Tensor:
-        if not distributed:
-            return t
-        t = t.clone()
-        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
-        return t
-
-    history: list[dict[str, Any]] = []
-    start_epoch, best_value, best_state, bad_epochs = 0, None, None, 0
-    ckpt_dir, fp = cfg.get("checkpoint_dir"), fingerprint(cfg)
-    resumed_from = None
-    if ckpt_dir and os.path.exists(os.path.join(ckpt_dir, CHECKPOINT)):
-        state = torch.load(os.path.join(ckpt_dir, CHECKPOINT), weights_only=False)
-        if state["fingerprint"] == fp:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, best_value, bad_epochs = state["history"], state["best_value"], state["bad_epochs"]
-            best_state = state["best_state"]
-            start_epoch = resumed_from = state["epoch"] + 1
-
-    bs = int(cfg["batch_size"])
-    n = len(train)
-    tensors = ShardTensors(train)
-    steps = math.ceil(n / bs)
-    if distributed:
-        steps = int(reduce_sum(torch.tensor([steps]), dist.ReduceOp.MAX).item())
-    monitor = cfg.get("monitor", "loss")
-    patience = int(cfg.get("patience", 0))
-    stopped_early = bool(history and history[-1].get("stop"))
-    seed = int(cfg["seed"])
-    for epoch in range(start_epoch, int(cfg["epochs"])):
-        if stopped_early:
-            break
-        t0 = time.perf_counter()
-        torch.manual_seed(seed * 7919 + epoch * 104729 + rank)
-        perm = np.random.default_rng([seed, epoch, rank]).permutation(n) if n else np.zeros(0, np.int64)
-        if distributed and n:
-            perm = np.resize(perm, steps * bs)
-        loss_sum = torch.zeros(len(tasks), dtype=torch.float64)
-        count_sum = torch.zeros(len(tasks), dtype=torch.float64)
-        for s in range(steps):
-            idx = perm[s * bs: (s + 1) * bs]
-            x, ys, ms = tensors.batch(idx)
-            outputs = ddp(x)
-            losses, counts = compute_losses(tasks, outputs, ys, ms, class_weights)
-            present = counts > 0
-            grad_norms = None
-            if shared:
-                norms = []
-                for i in range(len(tasks)):
-                    if present[i]:
-                        g = torch.autograd.grad(losses[i], shared, retain_graph=True, allow_unused=True)
-                        norms.append(torch.sqrt(sum((gi.pow(2).sum() for gi in g if gi is not None),
-                                                    torch.tensor(0.0))))
-                    else:
-                        norms.append(torch.tensor(0.0))
-                grad_norms = torch.stack(norms)
-            total = weighting.combine(losses, present)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            weighting.after_step(losses, grad_norms, present, reduce_mean)
-            loss_sum += losses.detach().double() * counts.double()
-            count_sum += counts.double()
-        loss_sum, count_sum = reduce_sum(loss_sum), reduce_sum(count_sum)
-        epoch_losses = (loss_sum / count_sum.clamp(min=1)).tolist()
-        weighting.end_epoch(epoch_losses)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "loss": {t.name: epoch_losses[i] for i, t in enumerate(tasks)},
-            "weights": dict(zip([t.name for t in tasks], finite_weights(weighting.current_weights()), strict=True)),
-        }
-        if val is not None:
-            record.update(_validate(net, tasks, val, class_weights, distributed, world))
-            value = record["val_loss"] if monitor == "loss" else (
-                record["val_metric"] if monitor == "metric" else record["val"][monitor][PRIMARY[
-                    next(t.type for t in tasks if t.name == monitor)]])
-            metric_name = "loss" if monitor == "loss" else ("metric" if monitor == "metric" else PRIMARY[
-                next(t.type for t in tasks if t.name == monitor)])
-            record["monitored"] = value
-            if is_better(metric_name, value, best_value):
-                best_value, bad_epochs = value, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_epochs += 1
-            if patience > 0 and bad_epochs >= patience:
-                record["stop"] = True
-                stopped_early = True
-        record["seconds"] = time.perf_counter() - t0
-        record["samples"] = int(reduce_sum(torch.tensor([len(perm)])).item())
-        history.append(record)
-        if ckpt_dir and rank == 0:
-            _save_checkpoint(ckpt_dir, {
-                "fingerprint": fp, "epoch": epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "history": history, "best_value": best_value,
-                "best_state": best_state, "bad_epochs": bad_epochs,
-            })
-        if progress is not None and rank == 0:
-            progress(record)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    flat = torch.cat([p.detach().reshape(-1) for p in model.state_dict().values() if p.is_floating_point()])
-    max_diff = 0.0
-    if distributed:
-        gathered = [torch.zeros_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        max_diff = max(float((g - gathered[0]).abs().max()) for g in gathered)
-    rows = int(reduce_sum(torch.tensor([n])).item())
-    if rank != 0:
-        return {}
-    return {
-        "state": _serialize(net.state_dict()),
-        "history": history,
-        "info": {
-            "world_size": world, "train_rows": rows, "resumed_from_epoch": resumed_from,
-            "rank_param_max_abs_diff": max_diff, "best_monitored": best_value,
-            "task_weights": finite_weights(weighting.current_weights()),
-        },
-    }
-
-
-def _validate(
-    net: nn.Module, tasks: list[TaskSpec], val: Shard, class_weights: list, distributed: bool, world: int
-) -> dict[str, Any]:
+def _validate(net: nn.Module, tasks: list[TaskSpec], val: Shard, class_weights: list, ranks: Ranks) -> dict[str, Any]:
     """Validation losses and metrics over all ranks' validation shards (identical on every rank)."""
     outs = predict_array(net, val.x)
     if not outs:
         outs = [np.zeros((0, t.num_outputs)) for t in tasks]
     parts = [(outs, val.targets, val.masks)]
-    if distributed:
-        gathered: list[Any] = [None] * world
+    if ranks.distributed:
+        gathered: list[Any] = [None] * ranks.world
         dist.all_gather_object(gathered, parts[0])
         parts = gathered
     res: dict[str, Any] = {"val": {}}

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from wanderlens.config import TrainingConfig
 from wanderlens.errors import ConfigError
 
 WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "dwa")
@@ -24,14 +26,61 @@ WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "dwa")
 AllReduceMean = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
+@dataclass(frozen=True)
+class TaskStep:
+    """One optimisation step as a loss weighting sees it.
+
+    `losses`: per-task masked losses (static task weights applied), still attached to the graph; `present`: the task
+    had labelled rows in this batch on this rank; `shared`: the network's shared parameters (the last shared layer,
+    `MultiTaskNet.shared_parameters()`), filled only when the weighting sets `needs_task_gradients`; `reduce`:
+    averages a tensor over the training processes (identity in one process).
+    """
+
+    losses: torch.Tensor
+    present: torch.Tensor
+    shared: list[nn.Parameter]
+    reduce: AllReduceMean
+
+
+def task_gradients(step: TaskStep) -> list[tuple[torch.Tensor | None, ...] | None]:
+    """Each task's gradient on the shared parameters (None for a task without labelled rows in the batch).
+
+    Uses `torch.autograd.grad`, which leaves `.grad` untouched and does not trigger DDP's all-reduce; the graph is
+    kept, so the weighting can still back-propagate a combined loss afterwards.
+    """
+    out: list[tuple[torch.Tensor | None, ...] | None] = []
+    for i in range(len(step.losses)):
+        if step.present[i]:
+            out.append(torch.autograd.grad(step.losses[i], step.shared, retain_graph=True, allow_unused=True))
+        else:
+            out.append(None)
+    return out
+
+
+def gradient_norm(grads: tuple[torch.Tensor | None, ...] | None) -> torch.Tensor:
+    """L2 norm of one task's gradients over the shared parameters (0 for a task without labelled rows)."""
+    if grads is None:
+        return torch.tensor(0.0)
+    return torch.sqrt(sum((g.pow(2).sum() for g in grads if g is not None), torch.tensor(0.0)))
 
 
 class LossWeighting(nn.Module):
-    """Base class: equal weights. Subclasses override `combine`, `after_step` or `end_epoch`."""
+    """Base class, and the `equal` weighting: every task's loss counts with weight 1.
+
+    The trainer calls, per optimisation step, `backward(step)` between `optimizer.zero_grad()` and
+    `optimizer.step()`, and per epoch `end_epoch(losses)`. A subclass changes how the per-task losses become
+    gradients by overriding `combine` (a scalar loss from the per-task losses: uncertainty) or `backward` (anything
+    that fills `.grad`, e.g. from per-task gradients of the shared parameters: GradNorm; PCGrad/CAGrad-style
+    gradient surgery), and may update its own state in `end_epoch` (DWA).
+
+    Under DDP `backward` must back-propagate one loss built from `step.losses` exactly once (DDP averages the
+    gradients over ranks during that call). A method that writes `.grad` of the shared parameters itself must
+    first average what it computes per rank with `step.reduce`, so every rank applies the same update.
+    """
 
     name = "equal"
+    # Whether `backward` needs `step.shared` (per-task gradients on the shared parameters).
+    needs_task_gradients = False
 
     def __init__(self, n_tasks: int, **_: Any) -> None:
         super().__init__()
@@ -41,14 +90,9 @@ class LossWeighting(nn.Module):
         """Scalar loss to back-propagate from per-task losses (`present`: task had labelled rows)."""
         return (self.current_weights().to(losses) * losses).sum()
 
-    def needs_task_gradients(self) -> bool:
-        """Whether `after_step` wants per-task gradient norms on the shared parameters."""
-        return False
-
-    def after_step(
-        self, losses: torch.Tensor, grad_norms: torch.Tensor | None, present: torch.Tensor, reduce: AllReduceMean
-    ) -> None:
-        """Update any non-gradient state after an optimisation step."""
+    def backward(self, step: TaskStep) -> None:
+        """Fill `.grad` of the trainable parameters for this step; by default back-propagates `combine`."""
+        self.combine(step.losses, step.present).backward()
 
     def end_epoch(self, epoch_losses: list[float]) -> None:
         """Update any per-epoch state from the epoch's mean per-task losses (already averaged over ranks)."""
@@ -83,6 +127,7 @@ class GradNorm(LossWeighting):
     """
 
     name = "gradnorm"
+    needs_task_gradients = True
 
     def __init__(self, n_tasks: int, alpha: float = 1.5, lr: float = 0.025, **_: Any) -> None:
         super().__init__(n_tasks)
@@ -90,13 +135,16 @@ class GradNorm(LossWeighting):
         self.register_buffer("weights", torch.ones(n_tasks))
         self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
 
-    def needs_task_gradients(self) -> bool:
-        return True
+    def backward(self, step: TaskStep) -> None:
+        """Measure each task's gradient norm on the shared layer, back-propagate, then move the task weights."""
+        norms = torch.stack([gradient_norm(g) for g in task_gradients(step)])
+        super().backward(step)
+        self._update(step.losses, norms, step.present, step.reduce)
 
-    def after_step(
-        self, losses: torch.Tensor, grad_norms: torch.Tensor | None, present: torch.Tensor, reduce: AllReduceMean
+    def _update(
+        self, losses: torch.Tensor, grad_norms: torch.Tensor, present: torch.Tensor, reduce: AllReduceMean
     ) -> None:
-        assert grad_norms is not None
+        """The closed-form GradNorm step on the task weights, from rank-averaged losses and gradient norms."""
         losses = reduce(losses.detach().double())
         g = reduce(grad_norms.detach().double())
         present = reduce(present.double()) > 0
@@ -155,6 +203,13 @@ def build_weighting(name: str, n_tasks: int, **options: Any) -> LossWeighting:
     if name not in _STRATEGIES:
         raise ConfigError(f"unknown loss weighting {name!r}; use one of {', '.join(WEIGHTINGS)}")
     return _STRATEGIES[name](n_tasks, **options)
+
+
+def weighting_from_config(training: TrainingConfig, n_tasks: int) -> LossWeighting:
+    """The `training.loss_weighting` strategy with its settings (`gradnorm_alpha`, `dwa_temperature`)."""
+    options = {"gradnorm": {"alpha": training.gradnorm_alpha},
+               "dwa": {"temperature": training.dwa_temperature}}.get(training.loss_weighting, {})
+    return build_weighting(training.loss_weighting, n_tasks, **options)
 
 
 def finite_weights(w: torch.Tensor) -> list[float]:

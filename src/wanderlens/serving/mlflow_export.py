@@ -52,17 +52,15 @@ def export_to_mlflow(registry: ModelRegistry, ref: str = "production", tracking_
     from pyspark.ml import PipelineModel
     from pyspark.ml.feature import SQLTransformer
 
-    from wanderlens.serving.scoring import _load_mtl
+    from wanderlens.serving.scoring import load_multitask_model
     from wanderlens.session import get_spark
 
     version = registry.resolve(ref)
     meta = registry.metadata(version)
     art = registry.version_dir(version) / "artifacts"
     get_spark()
-    from wanderlens.mtl.estimator import MultiTaskModel
-
     features = PipelineModel.load(str(art / "feature_pipeline"))
-    mtl = _load_mtl(art / "model", MultiTaskModel)
+    mtl = load_multitask_model(art / "model")
     pipeline = PipelineModel(stages=[features, mtl, SQLTransformer(statement=prediction_sql(mtl.tasks))])
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -136,19 +136,10 @@ class ServedModel:
 
     def _description(self, tasks: dict[str, dict[str, Any]], imagenet: list[dict[str, Any]]
                      ) -> tuple[str, list[dict[str, Any]]]:
-        from wanderlens.travel.describe import describe_photo
+        """The description sentence through the one description path the Spark batch job uses too
+        (`travel.describe.describe_predictions` with `task_roles`: scene, attributes, time of day)."""
+        from wanderlens.travel.describe import describe_predictions, task_roles
 
-        scene = attributes = None
-        for name, entry in tasks.items():
-            pairs = list(zip(entry.get("classes", []), entry["probability"], strict=False))
-            if entry["type"] == "multiclass" and scene is None:
-                scene, scene_task = pairs, name
-            elif entry["type"] == "multilabel" and attributes is None:
-                attributes, attr_task = pairs, name
-        kwargs: dict[str, Any] = {}
-        if scene is not None:
-            kwargs["scene_task"] = scene_task
-        if attributes is not None:
-            kwargs["attribute_task"] = attr_task
-        return describe_photo(scene=scene, attributes=attributes,
-                              imagenet=[(d["label"], d["prob"]) for d in imagenet], **kwargs)
+        probabilities = {name: entry["probability"] for name, entry in tasks.items()}
+        return describe_predictions(task_roles(self.tasks), probabilities,
+                                    imagenet=[(d["label"], d["prob"]) for d in imagenet])

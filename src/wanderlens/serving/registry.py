@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderlens.errors import InputError, WanderlensError
-from wanderlens.io import read_json
+from wanderlens.io import read_json, read_ml_metadata
 
 DEFAULT_ALIAS = "production"
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -107,11 +107,9 @@ def model_summary(model_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any
     """(config, metrics) of a saved MultiTaskModel read without Spark: its Params from the pyspark.ml metadata and
     the last epoch of its training history (from the one-row `data` table); None where absent."""
     config = metrics = None
-    parts = sorted((model_dir / "metadata").glob("part-*"))
-    if parts:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            meta = json.loads(parts[0].read_text(encoding="utf-8").splitlines()[0])
-            config = {**meta.get("defaultParamMap", {}), **meta.get("paramMap", {})}
+    with contextlib.suppress(InputError, OSError, ValueError, IndexError):
+        meta = read_ml_metadata(model_dir)
+        config = {**meta.get("defaultParamMap", {}), **meta.get("paramMap", {})}
     if (model_dir / "data").is_dir():
         with contextlib.suppress(Exception):
             import pyarrow.parquet as pq

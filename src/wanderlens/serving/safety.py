@@ -12,9 +12,14 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+from wanderlens.config import ServingConfig
+
+_DEFAULTS = ServingConfig()
+DEFAULT_MAX_BYTES = _DEFAULTS.max_bytes
+DEFAULT_MAX_PIXELS = _DEFAULTS.max_pixels
+# What an id in a URL may be: letters, digits and `_ . : @ -`, at most 128 characters (no `/`, so never a path).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+_ID_RE = re.compile(ID_PATTERN)
 
 # (media type, magic test) for the formats the image encoder decodes.
 _MAGIC: list[tuple[str, callable]] = [
@@ -67,7 +72,7 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, field: str = 
     except Image.DecompressionBombError as exc:
         raise RejectedInput(413, f"{field}: the image header claims too many pixels (a decompression bomb?); send "
                                  f"at most {max_pixels:,} pixels") from exc
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's file
+    except Exception as exc:  # any decoder failure is the client's file
         raise RejectedInput(422, f"{field}: cannot read the image header ({exc}); send a valid image file") from exc
     if width * height > max_pixels:
         raise RejectedInput(413, f"{field}: image is {width}x{height} = {width * height:,} pixels, over the "

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wanderlens.errors import InputError
-from wanderlens.io import atomic_write_parquet, write_json
+from wanderlens.io import atomic_write_parquet, read_ml_metadata, write_json
 from wanderlens.serving.registry import ModelRegistry
 
 IMAGE_GLOB = "*.{jpg,jpeg,JPG,JPEG,png,PNG,webp,WEBP,gif,GIF,bmp,BMP}"
@@ -61,11 +61,9 @@ def _regex_escape(text: str) -> str:
 
 def score_frame(spark: SparkSession, photos: DataFrame, version_dir: Path) -> DataFrame:
     """Apply a registry version (feature pipeline, then MultiTaskModel) to a photos DataFrame; lazily."""
-    from wanderlens.mtl.estimator import MultiTaskModel
-
     art = Path(version_dir) / "artifacts"
     features = PipelineModel.load(str(art / "feature_pipeline")).transform(photos)
-    model = _load_mtl(art / "model", MultiTaskModel)
+    model = load_multitask_model(art / "model")
     predicted = model.transform(features)
     keep = [c for c in ("photo_id", "user_id", "image_path", "caption", "image_error", "image_tags")
             if c in predicted.columns]
@@ -90,21 +88,17 @@ def _index_names(indices: Any, classes: list[Any]) -> Any:
     return F.transform(indices, lambda i: F.element_at(names, i.cast("int") + 1))
 
 
-def _load_mtl(path: Path, cls: Any) -> Any:
+def load_multitask_model(path: Path) -> Any:
     """The MultiTaskModel saved at `path` (a model folder, or a PipelineModel holding one)."""
-    import json
+    from wanderlens.mtl.estimator import MultiTaskModel
 
-    parts = sorted((path / "metadata").glob("part-*"))
-    if not parts:
-        raise InputError(f"{path} is not a saved pyspark.ml model (no metadata/part-* file)")
-    meta = json.loads(parts[0].read_text(encoding="utf-8").splitlines()[0])
-    if meta.get("class", "").endswith("PipelineModel"):
+    if read_ml_metadata(path).get("class", "").endswith("PipelineModel"):
         pipeline = PipelineModel.load(str(path))
         for stage in pipeline.stages:
-            if isinstance(stage, cls):
+            if isinstance(stage, MultiTaskModel):
                 return stage
         raise InputError(f"{path}: the saved pipeline holds no MultiTaskModel")
-    return cls.load(str(path))
+    return MultiTaskModel.load(str(path))
 
 
 def score_photos(spark: SparkSession, registry: ModelRegistry, model: str, photos: str | Path,

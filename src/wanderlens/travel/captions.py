@@ -7,8 +7,7 @@ set and scores photos in Arrow batches, never matching a photo with itself.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,61 +15,65 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.param.shared import HasFeaturesCol, HasOutputCol, HasSeed
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from wanderlens.config import TravelConfig
 from wanderlens.errors import InputError
+from wanderlens.persistence import DataStage
 from wanderlens.travel.trips import require_columns
 
 
-class _CaptionParams(Params):
-    featuresCol = Param(Params._dummy(), "featuresCol", "vector column to compare photos in", TypeConverters.toString)
+class _CaptionParams(HasFeaturesCol, HasOutputCol, HasSeed):
+    """Params shared by `CaptionRetriever` and its model; defaults from `TravelConfig`."""
+
     captionCol = Param(Params._dummy(), "captionCol", "caption column", TypeConverters.toString)
     idCol = Param(Params._dummy(), "idCol", "photo id column (a photo never retrieves itself)",
                   TypeConverters.toString)
-    outputCol = Param(Params._dummy(), "outputCol", "array<string> of nearest captions", TypeConverters.toString)
     k = Param(Params._dummy(), "k", "captions per photo", TypeConverters.toInt)
     maxReference = Param(Params._dummy(), "maxReference", "most captioned photos kept as reference (sampled)",
                          TypeConverters.toInt)
-    seed = Param(Params._dummy(), "seed", "sampling seed", TypeConverters.toInt)
 
-    def _init_defaults(self) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        travel = TravelConfig()
         self._setDefault(featuresCol="features", captionCol="caption", idCol="photo_id",
-                         outputCol="nearest_captions", k=2, maxReference=20000, seed=0)
+                         outputCol="nearest_captions", k=travel.captions_per_photo, maxReference=20000,
+                         seed=travel.seed)
 
 
-class CaptionRetriever(Estimator, _CaptionParams, MLReadable, MLWritable):
+class CaptionRetriever(Estimator, _CaptionParams, DefaultParamsReadable, DefaultParamsWritable):
     """Collects the reference captions (photos with a non-empty caption) and their unit feature vectors."""
 
     @keyword_only
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self._init_defaults()
         self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> CaptionRetriever:
+        """Set any of the Params by name."""
+        return self._set(**self._input_kwargs)
 
     def _fit(self, df: DataFrame) -> CaptionRetrieverModel:
         g = self.getOrDefault
-        require_columns(df, [g("featuresCol"), g("captionCol"), g("idCol")], "CaptionRetriever")
-        ref = df.where(F.length(F.trim(F.col(g("captionCol")))) > 0).where(F.col(g("featuresCol")).isNotNull())
+        features, caption, id_col = g(self.featuresCol), g(self.captionCol), g(self.idCol)
+        require_columns(df, [features, caption, id_col], "CaptionRetriever")
+        ref = df.where(F.length(F.trim(F.col(caption))) > 0).where(F.col(features).isNotNull())
         n = ref.count()
         if n == 0:
             raise InputError("CaptionRetriever: no photo has a caption; captions are needed as references")
-        if n > g("maxReference"):
-            ref = ref.sample(fraction=min(1.0, 1.2 * g("maxReference") / n), seed=g("seed")).limit(g("maxReference"))
-        rows = ref.select(F.col(g("idCol")).cast("string").alias("id"), F.col(g("captionCol")).alias("caption"),
-                          vector_to_array(g("featuresCol"), "float32").alias("v")).toPandas()
+        max_ref = g(self.maxReference)
+        if n > max_ref:
+            ref = ref.sample(fraction=min(1.0, 1.2 * max_ref / n), seed=g(self.seed)).limit(max_ref)
+        rows = ref.select(F.col(id_col).cast("string").alias("id"), F.col(caption).alias("caption"),
+                          vector_to_array(features, "float32").alias("v")).toPandas()
         mat = np.stack(rows["v"].to_numpy()).astype(np.float32)
         mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-        model = CaptionRetrieverModel(rows["id"].tolist(), rows["caption"].tolist(), mat)
+        model = CaptionRetrieverModel()._set_references(rows["id"].tolist(), rows["caption"].tolist(), mat)
         return self._copyValues(model)
-
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
 
 
 def nearest_captions(vectors: np.ndarray, ids: list[str], ref_ids: list[str], ref_captions: list[str],
@@ -94,20 +97,34 @@ def nearest_captions(vectors: np.ndarray, ids: list[str], ref_ids: list[str], re
     return out
 
 
-class CaptionRetrieverModel(Model, _CaptionParams, MLReadable, MLWritable):
-    """Adds `nearest_captions` (array<string>) to every photo with a feature vector."""
+class CaptionRetrieverModel(Model, _CaptionParams, DataStage):
+    """Adds `nearest_captions` (array<string>) to every photo with a feature vector.
 
-    def __init__(self, ref_ids: list[str] | None = None, ref_captions: list[str] | None = None,
-                 ref_matrix: np.ndarray | None = None) -> None:
+    Its data (reference ids, captions and unit vectors) are saved beside its Params by `wanderlens.persistence`."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self._init_defaults()
-        self.ref_ids, self.ref_captions, self.ref_matrix = ref_ids or [], ref_captions or [], ref_matrix
+        self.ref_ids: list[str] = []
+        self.ref_captions: list[str] = []
+        self.ref_matrix: np.ndarray | None = None
+
+    def _set_references(self, ids: list[str], captions: list[str], matrix: np.ndarray) -> CaptionRetrieverModel:
+        self.ref_ids, self.ref_captions, self.ref_matrix = list(ids), list(captions), matrix
+        return self
+
+    def _stage_data(self) -> dict[str, Any]:
+        return {"data": {"ids": self.ref_ids, "captions": self.ref_captions, "matrix": self.ref_matrix}}
+
+    def _set_stage_data(self, data: dict[str, Any]) -> None:
+        refs = data["data"]
+        self._set_references(refs["ids"], refs["captions"], refs["matrix"])
 
     def _transform(self, df: DataFrame) -> DataFrame:
         g = self.getOrDefault
-        require_columns(df, [g("featuresCol"), g("idCol")], "CaptionRetrieverModel")
+        features, id_col = g(self.featuresCol), g(self.idCol)
+        require_columns(df, [features, id_col], "CaptionRetrieverModel")
         bc = df.sparkSession.sparkContext.broadcast((self.ref_ids, self.ref_captions, self.ref_matrix))
-        k = g("k")
+        k = g(self.k)
 
         @F.pandas_udf("array<string>")
         def retrieve(vec: pd.Series, ids: pd.Series) -> pd.Series:
@@ -120,40 +137,5 @@ class CaptionRetrieverModel(Model, _CaptionParams, MLReadable, MLWritable):
                 out[np.flatnonzero(ok)] = res
             return out
 
-        return df.withColumn(g("outputCol"), retrieve(vector_to_array(g("featuresCol"), "float32"),
-                                                      F.col(g("idCol")).cast("string")))
-
-    def write(self) -> MLWriter:
-        return _CaptionModelWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return _CaptionModelReader(cls)
-
-
-class _CaptionModelWriter(MLWriter):
-    def __init__(self, instance: CaptionRetrieverModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
-        data = Path(path) / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        np.save(data / "matrix.npy", self.instance.ref_matrix)
-        (data / "captions.json").write_text(json.dumps({"ids": self.instance.ref_ids,
-                                                        "captions": self.instance.ref_captions}), encoding="utf-8")
-
-
-class _CaptionModelReader(MLReader):
-    def __init__(self, cls) -> None:
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> CaptionRetrieverModel:
-        meta = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        data = Path(path) / "data"
-        refs = json.loads((data / "captions.json").read_text(encoding="utf-8"))
-        model = CaptionRetrieverModel(refs["ids"], refs["captions"], np.load(data / "matrix.npy"))
-        DefaultParamsReader.getAndSetParams(model, meta)
-        return model
+        return df.withColumn(g(self.outputCol), retrieve(vector_to_array(features, "float32"),
+                                                         F.col(id_col).cast("string")))

@@ -24,6 +24,7 @@ from wanderlens.travel.recommend import (
     TravelRecommenderModel,
     blend_scores,
     greedy_pick,
+    load_catalog,
     new_user_share,
     user_diversity,
 )
@@ -130,7 +131,7 @@ class RecommendEvaluation:
     k: int = 10
 
 
-def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[str], scene_count: int, k: int = 10,
+def evaluate_recommenders(photos: DataFrame, catalog_path: str, labels: list[str], scene_count: int, k: int = 10,
                           weights: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0),
                           popularity_weights: tuple[float, ...] = (0.0, 0.2, 0.4),
                           diversities: tuple[float, ...] = (0.0, 0.1, 0.3), cold_fraction: float = 0.25,
@@ -138,49 +139,88 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
                           als_grid: list[dict] | None = None) -> RecommendEvaluation:
     """Held-out-last-trip evaluation of popularity, ALS only, content only and the tuned blend, warm and cold.
 
-    `photos` need user_id, trip_id, taken_at, destination_id, interest, joint_embedding. Cold-start users are a
-    seeded `cold_fraction` of the evaluable users: they keep only their first `cold_photos` training photos and are
-    hidden from ALS, so the blend serves them by content and popularity. `als_grid` (a list of ALS settings, e.g.
-    `[{"rank": 2}, {"rank": 8}]`) is searched on validation, for the blend and for ALS alone apart.
+    `photos` need user_id, trip_id, taken_at, destination_id, interest, joint_embedding; `catalog_path` is the
+    destinations catalog the recommender reads (`load_catalog`). Cold-start users are a seeded `cold_fraction` of
+    the evaluable users: they keep only their first `cold_photos` training photos and are hidden from ALS, so the
+    blend serves them by content and popularity. `als_grid` (a list of ALS settings, e.g. `[{"rank": 2},
+    {"rank": 8}]`) is searched on validation, for the blend and for ALS alone apart.
     """
-    params = dict(labels=labels, sceneCount=scene_count, seed=seed)
-    dest_ids = [r["destination_id"] for r in catalog.select("destination_id").orderBy("destination_id").collect()]
-    keep = [c for c in ("photo_id", "user_id", "trip_id", "taken_at", "latitude", "destination_id", "interest",
-                        "joint_embedding") if c in photos.columns]
-    # Materialised with their lineage cut (localCheckpoint, not cache): Spark renders a cached table's whole plan
-    # into the plan of every query that reads it, and the fits and rankings below stack many such queries (a Java
-    # heap OOM at 16,000 photos with cache()).
-    photos = photos.select(*keep).localCheckpoint()
-    train, relevant = last_trip_split(photos)
-    relevant = relevant.localCheckpoint()
-    users = relevant.select("user_id").distinct()
-    cold = users.where(F.abs(F.hash(F.concat(F.col("user_id"), F.lit(str(seed))))) % 1000 < cold_fraction * 1000)
-    cold_ids = [r["user_id"] for r in cold.collect()]
-
-    def truncate(df: DataFrame) -> DataFrame:
-        w = Window.partitionBy("user_id").orderBy("taken_at", "photo_id" if "photo_id" in df.columns else "taken_at")
-        df = df.withColumn("_i", F.row_number().over(w))
-        return df.where(~F.col("user_id").isin(cold_ids) | (F.col("_i") <= cold_photos)).drop("_i")
-
+    split = _EvalSplit.make(photos, catalog_path, seed, cold_fraction, cold_photos)
+    params = dict(labels=labels, sceneCount=scene_count, seed=seed, catalogPath=str(catalog_path),
+                  cfExcludedUsers=split.cold_ids)
     result = RecommendEvaluation(k=k)
     # Every (content, popularity) pair that leaves ALS a share >= 0, with each variety penalty.
     blends = [(w, p, d) for w in weights for p in popularity_weights if w + p <= 1.0 + 1e-9 for d in diversities]
     grid = [dict(g) for g in (als_grid or [als_params or {}])]
-    # Validation: hide the last training trip; tune the blend (with its ALS settings) and, apart, ALS alone.
-    vtrain, vrel = last_trip_split(train)
-    vtrain = truncate(vtrain).localCheckpoint()
-    vrel_cold = vrel.where(F.col("user_id").isin(cold_ids)).localCheckpoint()
-    vrel = vrel.where(~F.col("user_id").isin(cold_ids))
+    gi, als_only = _tune_on_validation(split, params, grid, blends, k, result)
+    result.als_params, result.als_only_params = grid[gi], grid[als_only]
+    pred = _test_predictions(split, params, grid, gi, als_only, k, result)
+    order = ["popularity", "ALS only", "content only", "blend"]
+    is_cold = F.col("user_id").isin(split.cold_ids)
+    warm = ranking_metrics(pred, split.relevant.where(~is_cold), split.dest_ids, k)
+    result.warm = [{"method": m, **warm[m]} for m in order if m in warm]
+    if split.cold_ids:
+        cold_res = ranking_metrics(pred, split.relevant.where(is_cold), split.dest_ids, k)
+        result.cold = [{"method": m, **cold_res[m]} for m in order if m in cold_res]
+    result.gains = _bootstrap_gains(pred, split, k, order, seed)
+    pred.unpersist()
+    return result
+
+
+@dataclass
+class _EvalSplit:
+    """The rows one evaluation works on: training photos, held-out relevant sets, cold-start users, destinations."""
+
+    train: DataFrame
+    relevant: DataFrame
+    cold_ids: list[str]
+    cold_photos: int
+    dest_ids: list[str]
+
+    @classmethod
+    def make(cls, photos: DataFrame, catalog_path: str, seed: int, cold_fraction: float,
+             cold_photos: int) -> _EvalSplit:
+        catalog = load_catalog(photos.sparkSession, catalog_path)
+        dest_ids = [r["destination_id"] for r in catalog.select("destination_id").orderBy("destination_id").collect()]
+        keep = [c for c in ("photo_id", "user_id", "trip_id", "taken_at", "latitude", "destination_id", "interest",
+                            "joint_embedding") if c in photos.columns]
+        # Materialised with their lineage cut (localCheckpoint, not cache): Spark renders a cached table's whole plan
+        # into the plan of every query that reads it, and the fits and rankings below stack many such queries (a
+        # Java heap OOM at 16,000 photos with cache()).
+        photos = photos.select(*keep).localCheckpoint()
+        train, relevant = last_trip_split(photos)
+        relevant = relevant.localCheckpoint()
+        users = relevant.select("user_id").distinct()
+        cold = users.where(F.abs(F.hash(F.concat(F.col("user_id"), F.lit(str(seed))))) % 1000
+                           < cold_fraction * 1000)
+        return cls(train, relevant, [r["user_id"] for r in cold.collect()], cold_photos, dest_ids)
+
+    def truncate(self, df: DataFrame) -> DataFrame:
+        """Cold-start users keep only their first `cold_photos` photos."""
+        w = Window.partitionBy("user_id").orderBy("taken_at", "photo_id" if "photo_id" in df.columns else "taken_at")
+        df = df.withColumn("_i", F.row_number().over(w))
+        return df.where(~F.col("user_id").isin(self.cold_ids) | (F.col("_i") <= self.cold_photos)).drop("_i")
+
+
+def _tune_on_validation(split: _EvalSplit, params: dict, grid: list[dict], blends: list[tuple[float, float, float]],
+                        k: int, result: RecommendEvaluation) -> tuple[int, int]:
+    """Hide the last training trip; tune the blend (with its ALS settings), apart ALS alone, and apart the new
+    users' content share. Fills `result` (validation rows, blend and new-user settings); returns the grid indexes of
+    the blend's and ALS alone's ALS settings."""
+    vtrain, vrel = last_trip_split(split.train)
+    vtrain = split.truncate(vtrain).localCheckpoint()
+    vrel_cold = vrel.where(F.col("user_id").isin(split.cold_ids)).localCheckpoint()
+    vrel = vrel.where(~F.col("user_id").isin(split.cold_ids))
     best, best_als, best_cold = (-1.0, 0, 0.5, 0.0, 0.0), (-1.0, 0), (-1.0, -1.0, 0.0)
     for gi, als in enumerate(grid):
-        vmodel = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **als).fit(vtrain)
+        vmodel = TravelRecommender(**params, **als).fit(vtrain)
         # localCheckpoint, not cache: the ranked table is small, but its plan (every blend of the grid) is huge, and
         # Spark renders a cached plan into every later query's plan string (a Java heap OOM on 1,000 photos).
-        vpred = rank_all(vmodel, vmodel.candidates(), k, blends, dest_ids).localCheckpoint()
-        vres = ranking_metrics(vpred, vrel, dest_ids, k, {"ndcg@k": "ndcgAtK"})
-        if gi == 0 and cold_ids and not vrel_cold.isEmpty():
+        vpred = rank_all(vmodel, vmodel.candidates(), k, blends, split.dest_ids).localCheckpoint()
+        vres = ranking_metrics(vpred, vrel, split.dest_ids, k, {"ndcg@k": "ndcgAtK"})
+        if gi == 0 and split.cold_ids and not vrel_cold.isEmpty():
             # New users: ALS never saw them, so only the blend's content : popularity proportion matters to them.
-            cres = ranking_metrics(vpred, vrel_cold, dest_ids, k, {"ndcg@k": "ndcgAtK"})
+            cres = ranking_metrics(vpred, vrel_cold, split.dest_ids, k, {"ndcg@k": "ndcgAtK"})
             for w, p, d in blends:
                 m = cres[blend_name(w, p, d)]["ndcg@k"]
                 if m > best_cold[0] + 1e-9:
@@ -200,49 +240,53 @@ def evaluate_recommenders(photos: DataFrame, catalog: DataFrame, labels: list[st
     else:  # no new user to tune on: as the blend would serve them
         result.new_user_content_weight = new_user_share(result.content_weight, result.popularity_weight)
         result.new_user_diversity = result.diversity
-    result.als_params, result.als_only_params = grid[gi], grid[best_als[1]]
-    # Test: fit on all training photos, score each method on the held-out last trips (ALS alone with the settings
-    # it did best with on validation, the blend with its own).
-    train = truncate(train).localCheckpoint()
+    return gi, best_als[1]
+
+
+def _test_predictions(split: _EvalSplit, params: dict, grid: list[dict], gi: int, als_only: int, k: int,
+                      result: RecommendEvaluation) -> DataFrame:
+    """Fit on all training photos and rank each method for the held-out users (ALS alone with the settings it did
+    best with on validation, the blend with its own; new users with their tuned content share)."""
+    train = split.truncate(split.train).localCheckpoint()
     chosen = (result.content_weight, result.popularity_weight, result.diversity)
     # A blend whose content : popularity proportion is the new users' tuned one ranks them as tuned.
     chosen_new = (result.new_user_content_weight, 1.0 - result.new_user_content_weight, result.new_user_diversity)
     name_warm, name_new = blend_name(*chosen), blend_name(*chosen_new)
     methods_by_setting = {gi: ["popularity", "content only", "blend"]}
-    methods_by_setting.setdefault(best_als[1], []).append("ALS only")
+    methods_by_setting.setdefault(als_only, []).append("ALS only")
     preds = []
     for g, methods in methods_by_setting.items():
-        model = TravelRecommender(catalog, exclude_from_cf=cold_ids, **params, **grid[g]).fit(train)
-        ranked = rank_all(model, model.candidates(), k, list(dict.fromkeys([chosen, chosen_new])), dest_ids)
-        is_new = F.col("user_id").isin(cold_ids)
+        model = TravelRecommender(**params, **grid[g]).fit(train)
+        ranked = rank_all(model, model.candidates(), k, list(dict.fromkeys([chosen, chosen_new])), split.dest_ids)
+        is_new = F.col("user_id").isin(split.cold_ids)
         own = F.when(is_new, F.col("method") == name_new).otherwise(F.col("method") == name_warm)
         ranked = (ranked.where(~F.col("method").startswith("blend") | own)
                   .withColumn("method", F.when(F.col("method").startswith("blend"), "blend")
                               .otherwise(F.col("method"))))
         preds.append(ranked.where(F.col("method").isin(methods)).localCheckpoint())
         model.unpersist()
-    pred = preds[0] if len(preds) == 1 else preds[0].unionByName(preds[1])
-    order = ["popularity", "ALS only", "content only", "blend"]
-    warm = ranking_metrics(pred, relevant.where(~F.col("user_id").isin(cold_ids)), dest_ids, k)
-    result.warm = [{"method": m, **warm[m]} for m in order if m in warm]
-    if cold_ids:
-        cold_res = ranking_metrics(pred, relevant.where(F.col("user_id").isin(cold_ids)), dest_ids, k)
-        result.cold = [{"method": m, **cold_res[m]} for m in order if m in cold_res]
-    # Per-user ndcg for the intervals: one small row per (user, method), the evaluation's own output.
-    index = {d: float(i) for i, d in enumerate(dest_ids)}
-    rel = {r["user_id"]: {index.get(x, -1.0) for x in r["relevant"]} for r in relevant.collect()}
+    return preds[0] if len(preds) == 1 else preds[0].unionByName(preds[1])
+
+
+def _bootstrap_gains(pred: DataFrame, split: _EvalSplit, k: int, order: list[str], seed: int
+                     ) -> dict[str, list[dict]]:
+    """Blend minus each baseline, ndcg@k per user, warm and cold apart: mean and 95% paired-bootstrap interval
+    (from one small row per (user, method), the evaluation's own output)."""
+    index = {d: float(i) for i, d in enumerate(split.dest_ids)}
+    rel = {r["user_id"]: {index.get(x, -1.0) for x in r["relevant"]} for r in split.relevant.collect()}
     per_user: dict[str, dict[str, float]] = {}
     for r in pred.collect():
         if r["user_id"] in rel:
             per_user.setdefault(r["method"], {})[r["user_id"]] = ndcg_at_k(r["prediction"], rel[r["user_id"]], k)
-    for group, users_in in (("warm", [u for u in rel if u not in set(cold_ids)]), ("cold", cold_ids)):
+    gains: dict[str, list[dict]] = {}
+    cold = set(split.cold_ids)
+    for group, users_in in (("warm", [u for u in rel if u not in cold]), ("cold", split.cold_ids)):
         users_in = sorted(u for u in users_in if u in rel)
         if users_in and "blend" in per_user:
-            result.gains[group] = [{"baseline": m, **paired_bootstrap(
+            gains[group] = [{"baseline": m, **paired_bootstrap(
                 [per_user["blend"].get(u, 0.0) for u in users_in], [per_user[m].get(u, 0.0) for u in users_in],
                 seed=seed)} for m in order[:-1] if m in per_user]
-    pred.unpersist()
-    return result
+    return gains
 
 
 def ndcg_at_k(prediction: list[float], relevant: set[float], k: int) -> float:

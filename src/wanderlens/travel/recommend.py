@@ -12,20 +12,26 @@ kind, and every suggestion carries its reasons in words.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark import keyword_only
+from pyspark.errors import AnalysisException
 from pyspark.ml import Estimator, Model
 from pyspark.ml.feature import StringIndexer, StringIndexerModel
 from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasMaxIter, HasRegParam, HasSeed
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from wanderlens.config import TravelConfig
+from wanderlens.errors import InputError
+from wanderlens.persistence import DataStage
 from wanderlens.travel.profiles import (
     cosine_expr,
     destination_profiles,
@@ -36,14 +42,40 @@ from wanderlens.travel.profiles import (
 from wanderlens.travel.trips import join_words, plural, require_columns
 
 
-class _RecParams(Params):
+def load_catalog(spark: SparkSession, path: str | Path) -> DataFrame:
+    """The destinations catalog at `path`, on any Hadoop file system: a `.csv` file (as the sample's
+    destinations.csv, `tags` `;`-separated) or a Parquet table (as the travel job's `catalog`, with
+    `description_embedding`). It needs destination_id and name; country, kind, description, tags are optional."""
+    p = str(path)
+    try:
+        cat = spark.read.csv(p, header=True, inferSchema=False) if p.lower().endswith(".csv") else \
+            spark.read.parquet(p)
+    except AnalysisException as exc:
+        raise InputError(f"destinations catalog not readable at {p}: {str(exc).splitlines()[0]} (pass the "
+                         "destinations.csv of the collection, or the `catalog` table the travel job wrote)") from None
+    missing = [c for c in ("destination_id", "name") if c not in cat.columns]
+    if missing:
+        raise InputError(f"destinations catalog {p}: missing column(s) {', '.join(missing)}; "
+                         "it needs destination_id and name (country, kind, description, tags optional)")
+    if "tags" in cat.columns and isinstance(cat.schema["tags"].dataType, T.StringType):
+        cat = cat.withColumn("tags", F.split(F.coalesce(F.col("tags"), F.lit("")), ";"))
+    return cat
+
+
+class _RecParams(HasMaxIter, HasRegParam, HasSeed):
+    """Params shared by `TravelRecommender` and its model; the blend, variety and count defaults come from
+    `TravelConfig` (the values tuned by bench_travel), the ALS ones are MLlib-style settings of this stage."""
+
     labels = Param(Params._dummy(), "labels", "interest labels: scene classes then attribute labels",
                    TypeConverters.toListString)
     sceneCount = Param(Params._dummy(), "sceneCount", "how many of `labels` are scene classes", TypeConverters.toInt)
+    catalogPath = Param(Params._dummy(), "catalogPath",
+                        "destinations catalog: a .csv file or a Parquet table (any Hadoop path), see load_catalog",
+                        TypeConverters.toString)
+    cfExcludedUsers = Param(Params._dummy(), "cfExcludedUsers",
+                            "users whose visits ALS must not see (cold-start evaluation)", TypeConverters.toListString)
     rank = Param(Params._dummy(), "rank", "ALS rank", TypeConverters.toInt)
-    regParam = Param(Params._dummy(), "regParam", "ALS regularisation", TypeConverters.toFloat)
     alpha = Param(Params._dummy(), "alpha", "ALS implicit confidence scale", TypeConverters.toFloat)
-    maxIter = Param(Params._dummy(), "maxIter", "ALS iterations", TypeConverters.toInt)
     contentWeight = Param(Params._dummy(), "contentWeight",
                           "share of content similarity in the blend", TypeConverters.toFloat)
     popularityWeight = Param(Params._dummy(), "popularityWeight",
@@ -63,50 +95,90 @@ class _RecParams(Params):
                       TypeConverters.toFloat)
     descriptionWeight = Param(Params._dummy(), "descriptionWeight",
                               "share of the catalog description in a destination's embedding", TypeConverters.toFloat)
-    seed = Param(Params._dummy(), "seed", "ALS seed", TypeConverters.toInt)
     numSuggestions = Param(Params._dummy(), "numSuggestions", "suggestions per user (transform)", TypeConverters.toInt)
 
-    def _init_defaults(self) -> None:
-        self._setDefault(labels=[], sceneCount=0, rank=8, regParam=0.1, alpha=1.0, maxIter=10, contentWeight=0.5,
-                         popularityWeight=0.0, newUserContentWeight=-1.0, priorPhotos=10.0, interestWeight=0.5,
-                         diversity=0.3, descriptionWeight=0.3, seed=0, numSuggestions=10)
+    def __init__(self) -> None:
+        super().__init__()
+        travel = TravelConfig()
+        self._setDefault(labels=[], sceneCount=0, catalogPath="", cfExcludedUsers=[], rank=8, regParam=0.1,
+                         alpha=1.0, maxIter=10, contentWeight=travel.content_weight,
+                         popularityWeight=travel.popularity_weight,
+                         newUserContentWeight=travel.new_user_content_weight, priorPhotos=10.0, interestWeight=0.5,
+                         diversity=travel.diversity, descriptionWeight=0.3, seed=travel.seed,
+                         numSuggestions=travel.suggestions_per_user)
 
 
-class TravelRecommender(Estimator, _RecParams):
+def recommender_params(travel: TravelConfig) -> dict[str, Any]:
+    """The TravelRecommender Params a travel config sets (blend weights, variety, suggestions, seed)."""
+    return {"contentWeight": travel.content_weight, "popularityWeight": travel.popularity_weight,
+            "newUserContentWeight": travel.new_user_content_weight, "diversity": travel.diversity,
+            "numSuggestions": travel.suggestions_per_user, "seed": travel.seed}
+
+
+class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultParamsWritable):
     """Fits profiles and ALS on photos (user_id, destination_id, interest, joint_embedding[, trip_id, taken_at]).
 
-    `catalog` is the destinations table (destination_id, name[, kind, country, description_embedding]);
-    `exclude_from_cf` lists users whose visits ALS must not see (cold-start evaluation).
+    Constructed without data, like every pyspark.ml stage: the destinations catalog (destination_id, name[, kind,
+    country, description_embedding]) is read at fit time from `catalogPath`, so the estimator and its model save and
+    load with pyspark.ml persistence and sit in a `Pipeline`. `labels` names the values of the `interest` vectors.
     """
 
-    def __init__(self, catalog: DataFrame, exclude_from_cf: list[str] | None = None, **params) -> None:
+    @keyword_only
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self._init_defaults()
-        self.catalog = catalog
-        self.exclude_from_cf = list(exclude_from_cf or [])
-        self._set(**params)
+        self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> TravelRecommender:
+        """Set any of the Params by name."""
+        return self._set(**self._input_kwargs)
+
+    def _check_interest(self, photos: DataFrame) -> None:
+        """A clear error when `labels` is unset or does not match the interest vectors' length."""
+        labels, sc = self.getOrDefault(self.labels), self.getOrDefault(self.sceneCount)
+        if not labels:
+            raise InputError("TravelRecommender: the `labels` Param is empty; set it to the names of the `interest` "
+                             "values (scene classes, then attribute labels: task_roles(model.tasks).interest_labels, "
+                             "or `interest_labels` in the travel job's summary.json)")
+        if not 0 <= sc <= len(labels):
+            raise InputError(f"TravelRecommender: sceneCount is {sc} but `labels` has {len(labels)} names; "
+                             "sceneCount counts the scene classes at the start of `labels`")
+        lo, hi = photos.where(F.col("interest").isNotNull()).agg(
+            F.min(F.size("interest")), F.max(F.size("interest"))).first()
+        if lo is None:
+            raise InputError("TravelRecommender: no photo has an `interest` vector; pass the travel job's photos")
+        if lo != len(labels) or hi != len(labels):
+            got = f"{lo}" if lo == hi else f"{lo} to {hi}"
+            raise InputError(f"TravelRecommender: the `interest` vectors have {got} values but `labels` names "
+                             f"{len(labels)}; `labels` must name every interest value, in order")
 
     def _fit(self, photos: DataFrame) -> TravelRecommenderModel:
         g = self.getOrDefault
         require_columns(photos, ["user_id", "destination_id", "interest", "joint_embedding"], "TravelRecommender")
-        labels, sc = list(g("labels")), g("sceneCount")
+        self._check_interest(photos)
+        if not g(self.catalogPath):
+            raise InputError("TravelRecommender: set catalogPath to the destinations catalog (a .csv file or the "
+                             "travel job's `catalog` Parquet table)")
+        catalog = load_catalog(photos.sparkSession, g(self.catalogPath))
+        labels, sc = list(g(self.labels)), g(self.sceneCount)
         # Profiles and visits are small and read many times (scoring, reasons, saving): keep them cached.
         baseline = mean_interest(photos)
         users = user_profiles(photos, labels, sc, baseline).cache()
-        dests = destination_profiles(photos, self.catalog, labels, sc, g("descriptionWeight"), baseline,
-                                     g("priorPhotos")).cache()
+        dests = destination_profiles(photos, catalog, labels, sc, g(self.descriptionWeight), baseline,
+                                     g(self.priorPhotos)).cache()
         visits = (photos.where(F.col("destination_id").isNotNull())
                   .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos"))).cache()
         didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(
-            self.catalog.select("destination_id"))
-        cf_visits = visits.where(~F.col("user_id").isin(self.exclude_from_cf)) if self.exclude_from_cf else visits
+            catalog.select("destination_id"))
+        excluded = list(g(self.cfExcludedUsers))
+        cf_visits = visits.where(~F.col("user_id").isin(excluded)) if excluded else visits
         uidx = StringIndexer(inputCol="user_id", outputCol="user_idx", handleInvalid="keep").fit(cf_visits)
         ratings = didx.transform(uidx.transform(cf_visits)).withColumn("rating", F.log1p("photos"))
-        als = ALS(userCol="user_idx", itemCol="dest_idx", ratingCol="rating", implicitPrefs=True, rank=g("rank"),
-                  regParam=g("regParam"), alpha=g("alpha"), maxIter=g("maxIter"), seed=g("seed"),
+        als = ALS(userCol="user_idx", itemCol="dest_idx", ratingCol="rating", implicitPrefs=True, rank=g(self.rank),
+                  regParam=g(self.regParam), alpha=g(self.alpha), maxIter=g(self.maxIter), seed=g(self.seed),
                   coldStartStrategy="nan", nonnegative=True)
-        als_model = als.fit(ratings)
-        model = TravelRecommenderModel(users, dests, visits.select("user_id", "destination_id"), uidx, didx, als_model)
+        model = TravelRecommenderModel()._set_fitted(users, dests, visits.select("user_id", "destination_id"), uidx,
+                                                     didx, als.fit(ratings))
         return self._copyValues(model)
 
 
@@ -115,15 +187,35 @@ def _percentile(col: str, part: str = "user_id"):
     return F.when(F.col(col).isNull() | F.isnan(col), F.lit(None)).otherwise(F.percent_rank().over(w))
 
 
-class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
-    """Scores unvisited destinations for users, re-ranks them for variety and explains each suggestion."""
+class TravelRecommenderModel(Model, _RecParams, DataStage):
+    """Scores unvisited destinations for users, re-ranks them for variety and explains each suggestion.
 
-    def __init__(self, users: DataFrame, destinations: DataFrame, visits: DataFrame, user_indexer: StringIndexerModel,
-                 dest_indexer: StringIndexerModel, als_model: ALSModel) -> None:
+    Its data (user and destination profiles, visits, the two indexers and the ALS model) are saved beside its
+    Params by `wanderlens.persistence`, on any Hadoop path."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self._init_defaults()
+        self.users: DataFrame | None = None
+        self.destinations: DataFrame | None = None
+        self.visits: DataFrame | None = None
+        self.user_indexer: StringIndexerModel | None = None
+        self.dest_indexer: StringIndexerModel | None = None
+        self.als_model: ALSModel | None = None
+
+    def _set_fitted(self, users: DataFrame, destinations: DataFrame, visits: DataFrame,
+                    user_indexer: StringIndexerModel, dest_indexer: StringIndexerModel,
+                    als_model: ALSModel) -> TravelRecommenderModel:
         self.users, self.destinations, self.visits = users, destinations, visits
         self.user_indexer, self.dest_indexer, self.als_model = user_indexer, dest_indexer, als_model
+        return self
+
+    def _stage_data(self) -> dict[str, Any]:
+        return {"users": self.users, "destinations": self.destinations, "visits": self.visits,
+                "user_indexer": self.user_indexer, "dest_indexer": self.dest_indexer, "als": self.als_model}
+
+    def _set_stage_data(self, data: dict[str, Any]) -> None:
+        self._set_fitted(data["users"], data["destinations"], data["visits"], data["user_indexer"],
+                         data["dest_indexer"], data["als"])
 
     def candidates(self, users: DataFrame | None = None) -> DataFrame:
         """Every (user, unvisited destination) with `content`, `cf` (null for users ALS never saw), `popularity`,
@@ -141,7 +233,7 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
             "destination_id", _minus("interest", "_c_int").alias("d_int"), _minus("embedding", "_c_emb").alias("d_emb"),
             F.col("visitors").alias("popularity"))
         pairs = u.crossJoin(d).join(self.visits, ["user_id", "destination_id"], "left_anti")
-        iw = float(g("interestWeight"))
+        iw = float(g(self.interestWeight))
         pairs = pairs.withColumn(
             "content", F.expr(f"{iw} * {cosine_expr('u_int', 'd_int')} + {1 - iw} * {cosine_expr('u_emb', 'd_emb')}")
         ).drop("u_int", "u_emb", "d_int", "d_emb")
@@ -180,10 +272,10 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         Standard scores, not ranks: popularity is long-tailed and a rank would squash the gap between the few places
         everybody goes and the rest."""
         g = self.getOrDefault
-        wc = float(g("contentWeight") if content_weight is None else content_weight)
-        wp = float(g("popularityWeight") if popularity_weight is None else popularity_weight)
+        wc = float(g(self.contentWeight) if content_weight is None else content_weight)
+        wp = float(g(self.popularityWeight) if popularity_weight is None else popularity_weight)
         wf = max(0.0, 1.0 - wc - wp)
-        n = new_user_share(wc, wp, float(g("newUserContentWeight")))
+        n = new_user_share(wc, wp, float(g(self.newUserContentWeight)))
         # A tiny popularity term breaks ties between equally scored candidates.
         without_cf = n * F.col("content_z") + (1.0 - n) * F.col("pop_z")
         return cands.withColumn(
@@ -192,7 +284,7 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
 
     def focus(self) -> DataFrame:
         """user_id, `focus`: the share of a user's scene interest held by their top scene (1.0: one kind only)."""
-        sc = max(self.getOrDefault("sceneCount"), 1)
+        sc = max(self.getOrDefault(self.sceneCount), 1)
         return self.users.select("user_id", F.expr(
             f"array_max(slice(interest, 1, {sc})) / greatest(aggregate(slice(interest, 1, {sc}), 0D, "
             f"(s, v) -> s + v), 1e-9)").alias("focus"))
@@ -206,7 +298,7 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
                ) -> DataFrame:
         """Top-k per user by `score_col`, greedily penalising repeated kinds unless the user only likes one kind;
         adds `rank` (1-based)."""
-        lam = float(self.getOrDefault("diversity") if diversity is None else diversity)
+        lam = float(self.getOrDefault(self.diversity) if diversity is None else diversity)
         # Keep a few times k per user before the greedy pass (cheap on executors).
         w = Window.partitionBy("user_id").orderBy(F.desc(score_col), "destination_id")
         pre = self.with_context(scored.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= 4 * k)
@@ -244,7 +336,7 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
         u = self.users.select("user_id", F.col("top_labels").alias("u_labels"))
         top = top.join(d, "destination_id", "left").join(u, "user_id", "left").join(
             self.anchors(), ["user_id", "destination_id"], "left")
-        scenes = list(self.getOrDefault("labels"))[: self.getOrDefault("sceneCount")]
+        scenes = list(self.getOrDefault(self.labels))[: self.getOrDefault(self.sceneCount)]
         reason_udf = F.udf(lambda ul, dl, name, anchor, cpr, fpr: suggestion_reason(
             ul or [], dl or [], name, anchor, cpr, fpr, scenes), T.StringType())
         top = top.withColumn("reason", reason_udf("u_labels", "d_labels", "name", "anchor", "content_pr", "cf_pr"))
@@ -253,14 +345,7 @@ class TravelRecommenderModel(Model, _RecParams, MLReadable, MLWritable):
 
     def _transform(self, users: DataFrame) -> DataFrame:
         """Suggestions for the users of `users` (a DataFrame with user_id)."""
-        return self.recommend(users, self.getOrDefault("numSuggestions"))
-
-    def write(self) -> MLWriter:
-        return _RecWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return _RecReader(cls)
+        return self.recommend(users, self.getOrDefault(self.numSuggestions))
 
 
 def user_diversity(focus: float | None, diversity: float) -> float:
@@ -342,38 +427,3 @@ def suggestion_reason(user_labels: list[str], dest_labels: list[str], name: str,
         parts.append(f"{name} is popular with travellers and new to you")
     s = "; ".join(parts)
     return s[:1].upper() + s[1:]
-
-
-class _RecWriter(MLWriter):
-    def __init__(self, instance: TravelRecommenderModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        m = self.instance
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        params = {param.name: m.getOrDefault(param) for param in m.params if m.isDefined(param)}
-        (p / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
-        for name, df in (("users", m.users), ("destinations", m.destinations), ("visits", m.visits)):
-            df.write.mode("overwrite").parquet(str(p / name))
-        m.user_indexer.write().overwrite().save(str(p / "user_indexer"))
-        m.dest_indexer.write().overwrite().save(str(p / "dest_indexer"))
-        m.als_model.write().overwrite().save(str(p / "als"))
-
-
-class _RecReader(MLReader):
-    def __init__(self, cls) -> None:
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> TravelRecommenderModel:
-        spark = SparkSession.getActiveSession() or self.sparkSession
-        p = Path(path)
-        model = TravelRecommenderModel(
-            spark.read.parquet(str(p / "users")), spark.read.parquet(str(p / "destinations")),
-            spark.read.parquet(str(p / "visits")), StringIndexerModel.load(str(p / "user_indexer")),
-            StringIndexerModel.load(str(p / "dest_indexer")), ALSModel.load(str(p / "als")))
-        params = json.loads((p / "params.json").read_text(encoding="utf-8"))
-        model._set(**params)
-        return model

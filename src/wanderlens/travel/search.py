@@ -10,6 +10,7 @@ service (no Spark).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,26 +18,23 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import (
-    DefaultParamsReader,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
-)
+from pyspark.ml.param.shared import HasOutputCol, HasSeed
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from wanderlens.config import TravelConfig
 from wanderlens.errors import InputError
+from wanderlens.persistence import DataStage
 from wanderlens.travel.trips import require_columns
 
 
-class _JointParams(Params):
+class _JointParams(HasOutputCol, HasSeed):
+    """Params shared by `JointSpaceProjection` and its model; defaults from `TravelConfig`."""
+
     imageCol = Param(Params._dummy(), "imageCol", "image embedding column (vector)", TypeConverters.toString)
     textCol = Param(Params._dummy(), "textCol", "sentence embedding column (vector)", TypeConverters.toString)
     hasTextCol = Param(Params._dummy(), "hasTextCol", "1.0 when the photo has text", TypeConverters.toString)
-    outputCol = Param(Params._dummy(), "outputCol", "joint embedding output (array<float>)", TypeConverters.toString)
     captionWeight = Param(Params._dummy(), "captionWeight",
                           "share of a photo's own caption embedding in its joint embedding (0: image only)",
                           TypeConverters.toFloat)
@@ -47,12 +45,14 @@ class _JointParams(Params):
     ridge = Param(Params._dummy(), "ridge", "L2 strength of the ridge start and weight decay", TypeConverters.toFloat)
     maxPairs = Param(Params._dummy(), "maxPairs", "most caption-photo pairs used to fit (sampled)",
                      TypeConverters.toInt)
-    seed = Param(Params._dummy(), "seed", "random seed", TypeConverters.toInt)
 
-    def _init_defaults(self) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        travel = TravelConfig()
         self._setDefault(imageCol="image_embedding", textCol="sentence_embedding", hasTextCol="has_text",
-                         outputCol="joint_embedding", captionWeight=0.5, epochs=150, learningRate=0.003,
-                         temperature=0.05, ridge=1.0, maxPairs=20000, seed=0)
+                         outputCol="joint_embedding", captionWeight=travel.caption_weight,
+                         epochs=travel.projection_epochs, learningRate=0.003, temperature=0.05, ridge=1.0,
+                         maxPairs=20000, seed=travel.seed)
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -114,54 +114,65 @@ def joint_vectors(img: np.ndarray | None, txt: np.ndarray | None, has_text: np.n
     return z.astype(np.float32)
 
 
-class JointSpaceProjection(Estimator, _JointParams, MLReadable, MLWritable):
+class JointSpaceProjection(Estimator, _JointParams, DefaultParamsReadable, DefaultParamsWritable):
     """Fits the image-to-sentence-space projection on the photos that have both an image and a caption."""
 
     @keyword_only
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self._init_defaults()
         self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> JointSpaceProjection:
+        """Set any of the Params by name."""
+        return self._set(**self._input_kwargs)
 
     def _fit(self, df: DataFrame) -> JointSpaceModel:
         g = self.getOrDefault
-        require_columns(df, [g("imageCol"), g("textCol"), g("hasTextCol")], "JointSpaceProjection")
-        pairs = df.where((F.col(g("hasTextCol")) > 0) & F.col(g("imageCol")).isNotNull())
+        image, text, has_text = g(self.imageCol), g(self.textCol), g(self.hasTextCol)
+        require_columns(df, [image, text, has_text], "JointSpaceProjection")
+        pairs = df.where((F.col(has_text) > 0) & F.col(image).isNotNull())
         n = pairs.count()
         if n < 8:
             raise InputError(f"JointSpaceProjection needs at least 8 photos with a caption and an image; found {n}. "
                              "Add captions to some photos (the manifest's caption column).")
-        if n > g("maxPairs"):
-            pairs = pairs.sample(fraction=min(1.0, 1.2 * g("maxPairs") / n), seed=g("seed")).limit(g("maxPairs"))
-        rows = pairs.select(vector_to_array(g("imageCol"), "float32").alias("i"),
-                            vector_to_array(g("textCol"), "float32").alias("t")).toPandas()
+        max_pairs, seed = g(self.maxPairs), g(self.seed)
+        if n > max_pairs:
+            pairs = pairs.sample(fraction=min(1.0, 1.2 * max_pairs / n), seed=seed).limit(max_pairs)
+        rows = pairs.select(vector_to_array(image, "float32").alias("i"),
+                            vector_to_array(text, "float32").alias("t")).toPandas()
         img, txt = np.stack(rows["i"].to_numpy()), np.stack(rows["t"].to_numpy())
-        W, b = fit_projection(img, txt, g("epochs"), g("learningRate"), g("temperature"), g("ridge"), g("seed"))
-        model = JointSpaceModel(W, b)
-        return self._copyValues(model)
-
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
+        W, b = fit_projection(img, txt, g(self.epochs), g(self.learningRate), g(self.temperature), g(self.ridge),
+                              seed)
+        return self._copyValues(JointSpaceModel()._set_projection(W, b))
 
 
-class JointSpaceModel(Model, _JointParams, MLReadable, MLWritable):
-    """Adds `joint_embedding` (array<float>, unit length, sentence space) to every photo with an image embedding."""
+class JointSpaceModel(Model, _JointParams, DataStage):
+    """Adds `joint_embedding` (array<float>, unit length, sentence space) to every photo with an image embedding.
 
-    def __init__(self, weight: np.ndarray | None = None, bias: np.ndarray | None = None) -> None:
+    Its data (the projection `weight` and `bias`) are saved beside its Params by `wanderlens.persistence`."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self._init_defaults()
-        self.weight = weight
-        self.bias = bias
+        self.weight: np.ndarray | None = None
+        self.bias: np.ndarray | None = None
+
+    def _set_projection(self, weight: np.ndarray, bias: np.ndarray) -> JointSpaceModel:
+        self.weight, self.bias = weight, bias
+        return self
+
+    def _stage_data(self) -> dict[str, Any]:
+        return {"data": {"weight": self.weight, "bias": self.bias}}
+
+    def _set_stage_data(self, data: dict[str, Any]) -> None:
+        self._set_projection(data["data"]["weight"], data["data"]["bias"])
 
     def _transform(self, df: DataFrame) -> DataFrame:
         g = self.getOrDefault
-        require_columns(df, [g("imageCol")], "JointSpaceModel")
-        W, b, cw = self.weight, self.bias, float(g("captionWeight"))
-        has_text = g("textCol") in df.columns and g("hasTextCol") in df.columns
+        image, text, has_text_col = g(self.imageCol), g(self.textCol), g(self.hasTextCol)
+        require_columns(df, [image], "JointSpaceModel")
+        W, b, cw = self.weight, self.bias, float(g(self.captionWeight))
+        has_text = text in df.columns and has_text_col in df.columns
 
         @F.pandas_udf("array<float>")
         def project(img: pd.Series, txt: pd.Series, has: pd.Series) -> pd.Series:
@@ -174,41 +185,9 @@ class JointSpaceModel(Model, _JointParams, MLReadable, MLWritable):
                 out[np.flatnonzero(ok)] = list(z)
             return out
 
-        txt = vector_to_array(g("textCol"), "float32") if has_text else F.lit(None).cast("array<float>")
-        has = F.col(g("hasTextCol")).cast("double") if has_text else F.lit(0.0)
-        return df.withColumn(g("outputCol"), project(vector_to_array(g("imageCol"), "float32"), txt, has))
-
-    def write(self) -> MLWriter:
-        return _JointModelWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return _JointModelReader(cls)
-
-
-class _JointModelWriter(MLWriter):
-    def __init__(self, instance: JointSpaceModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
-        data = Path(path) / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        np.savez(data / "projection.npz", weight=self.instance.weight, bias=self.instance.bias)
-
-
-class _JointModelReader(MLReader):
-    def __init__(self, cls) -> None:
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> JointSpaceModel:
-        meta = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        arrays = np.load(Path(path) / "data" / "projection.npz")
-        model = JointSpaceModel(arrays["weight"], arrays["bias"])
-        DefaultParamsReader.getAndSetParams(model, meta)
-        return model
+        txt = vector_to_array(text, "float32") if has_text else F.lit(None).cast("array<float>")
+        has = F.col(has_text_col).cast("double") if has_text else F.lit(0.0)
+        return df.withColumn(g(self.outputCol), project(vector_to_array(image, "float32"), txt, has))
 
 
 def search_top_k(index: DataFrame, query_vector: np.ndarray, k: int = 10, embedding_col: str = "joint_embedding",

@@ -12,8 +12,6 @@ import numpy as np
 
 from wanderlens.errors import InputError
 
-TABLES = ("photos", "descriptions", "trips", "profiles", "destinations", "suggestions", "search_index")
-
 
 def table_path(travel_dir: str | Path, name: str) -> Path:
     """Path of one travel table, with a clear error when the travel job has not written it."""
@@ -46,14 +44,6 @@ def suggestions_for(travel_dir: str | Path, user_id: str, k: int = 10) -> list[d
 def trips_for(travel_dir: str | Path, user_id: str) -> list[dict[str, Any]]:
     """A user's trips (start, end, days, places, summary), in time order."""
     return sorted(read_rows(travel_dir, "trips", "user_id", user_id), key=lambda r: r["start"])
-
-
-def profile_for(travel_dir: str | Path, user_id: str) -> dict[str, Any]:
-    """A user's profile row (interest, top labels, style, season...)."""
-    rows = read_rows(travel_dir, "profiles", "user_id", user_id)
-    if not rows:
-        raise InputError(f"user {user_id!r} has no profile in {travel_dir}")
-    return rows[0]
 
 
 def search(travel_dir: str | Path, query: str, k: int = 10) -> list[dict[str, Any]]:

@@ -8,15 +8,18 @@ beaches and cities, sunsets on three evenings."
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from wanderlens.config import TravelConfig
 from wanderlens.errors import InputError
 
 EARTH_RADIUS_KM = 6371.0088
@@ -43,15 +46,16 @@ def require_columns(df: DataFrame, columns: list[str], what: str) -> None:
         )
 
 
-class TripSegmenter(Transformer, DefaultParamsReadable, DefaultParamsWritable):
+class TripSegmenter(Transformer, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
     """Adds `trip_id` (`<user>/t<n>`): a new trip starts after a gap longer than maxGapHours or a jump of more than
-    maxDistanceKm between consecutive photos of one user. Photos without a time get a null trip."""
+    maxDistanceKm between consecutive photos of one user. Photos without a time get a null trip.
+
+    Defaults of maxGapHours and maxDistanceKm come from `TravelConfig`."""
 
     userCol = Param(Params._dummy(), "userCol", "user id column", TypeConverters.toString)
     timeCol = Param(Params._dummy(), "timeCol", "timestamp column", TypeConverters.toString)
     latCol = Param(Params._dummy(), "latCol", "latitude column", TypeConverters.toString)
     lonCol = Param(Params._dummy(), "lonCol", "longitude column", TypeConverters.toString)
-    outputCol = Param(Params._dummy(), "outputCol", "trip id output column", TypeConverters.toString)
     maxGapHours = Param(Params._dummy(), "maxGapHours", "largest gap (hours) inside one trip", TypeConverters.toFloat)
     maxDistanceKm = Param(
         Params._dummy(), "maxDistanceKm", "largest jump (km) between consecutive photos of one trip",
@@ -59,30 +63,34 @@ class TripSegmenter(Transformer, DefaultParamsReadable, DefaultParamsWritable):
     )
 
     @keyword_only
-    def __init__(self, *, userCol: str = "user_id", timeCol: str = "taken_at", latCol: str = "latitude",
-                 lonCol: str = "longitude", outputCol: str = "trip_id", maxGapHours: float = 36.0,
-                 maxDistanceKm: float = 400.0) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
+        travel = TravelConfig()
         self._setDefault(userCol="user_id", timeCol="taken_at", latCol="latitude", lonCol="longitude",
-                         outputCol="trip_id", maxGapHours=36.0, maxDistanceKm=400.0)
+                         outputCol="trip_id", maxGapHours=travel.max_gap_hours,
+                         maxDistanceKm=travel.max_distance_km)
         self._set(**self._input_kwargs)
 
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> TripSegmenter:
+        """Set any of the Params by name."""
+        return self._set(**self._input_kwargs)
+
     def _transform(self, df: DataFrame) -> DataFrame:
-        user, ts = self.getOrDefault("userCol"), self.getOrDefault("timeCol")
-        lat, lon = self.getOrDefault("latCol"), self.getOrDefault("lonCol")
-        out = self.getOrDefault("outputCol")
+        g = self.getOrDefault
+        user, ts, lat, lon, out = g(self.userCol), g(self.timeCol), g(self.latCol), g(self.lonCol), g(self.outputCol)
         require_columns(df, [user, ts], "TripSegmenter")
         has_geo = lat in df.columns and lon in df.columns
         t = F.col(ts).cast("timestamp")
         w = Window.partitionBy(user).orderBy(t, *( [F.col("photo_id")] if "photo_id" in df.columns else []))
         gap_h = (F.unix_timestamp(t) - F.unix_timestamp(F.lag(t).over(w))) / 3600.0
-        new_trip = F.lag(t).over(w).isNull() | (gap_h > self.getOrDefault("maxGapHours"))
+        new_trip = F.lag(t).over(w).isNull() | (gap_h > g(self.maxGapHours))
         if has_geo:
             # Carry the last known position forward so a photo without GPS does not break a trip.
             prev_lat = F.last(F.col(lat), ignorenulls=True).over(w.rowsBetween(Window.unboundedPreceding, -1))
             prev_lon = F.last(F.col(lon), ignorenulls=True).over(w.rowsBetween(Window.unboundedPreceding, -1))
             dist = haversine_km(prev_lat, prev_lon, F.col(lat), F.col(lon))
-            new_trip = new_trip | F.coalesce(dist > self.getOrDefault("maxDistanceKm"), F.lit(False))
+            new_trip = new_trip | F.coalesce(dist > g(self.maxDistanceKm), F.lit(False))
         timed = df.where(t.isNotNull()).withColumn("_new_trip", new_trip.cast("int"))
         timed = timed.withColumn(
             "_trip_no", F.sum("_new_trip").over(w.rowsBetween(Window.unboundedPreceding, Window.currentRow))

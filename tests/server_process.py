@@ -54,7 +54,7 @@ class ServerProcess:
             if self.token:
                 cmd += ["--token", self.token]
             env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-            self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+            self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
             self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
             if self._wait_ready():

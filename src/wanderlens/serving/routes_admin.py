@@ -1,0 +1,67 @@
+"""Admin routes (reload, promote, rollback), guarded by a bearer token through FastAPI's `HTTPBearer`.
+
+401 when no `Authorization: Bearer <token>` header is sent (or another scheme is), 403 when the token is wrong or
+the server was started without one (then the admin routes are closed to everyone). Tokens are compared in constant
+time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from wanderlens.serving.schemas import AliasResponse, PromoteRequest, ReloadResponse, error_responses
+from wanderlens.serving.state import State
+
+bearer = HTTPBearer(auto_error=False, description="The admin token the server was started with (--token or "
+                                                  "WANDERLENS_API_TOKEN)")
+
+
+def require_admin(state: State,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """Let the request through only with the server's admin token."""
+    if credentials is None:
+        raise HTTPException(401, "admin endpoint: send 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not state.admin_token:
+        raise HTTPException(403, "admin endpoints are disabled: start the server with --token or "
+                                 f"{state.settings.token_env}")
+    if not hmac.compare_digest(credentials.credentials.encode(), state.admin_token.encode()):
+        raise HTTPException(403, "admin endpoint: wrong token")
+
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+async def _refresh(state: State) -> bool:
+    """Reload the holder now (off the event loop); True when a new version was swapped in."""
+    return await asyncio.get_running_loop().run_in_executor(None, state.holder.refresh)
+
+
+@router.post("/reload", response_model=ReloadResponse, responses=error_responses(401, 403),
+             summary="Reload the model now (admin)")
+async def admin_reload(state: State) -> dict[str, Any]:
+    swapped = await _refresh(state)
+    return {"reloaded": swapped, "model_version": state.holder.version, "error": state.holder.last_error}
+
+
+@router.post("/promote", response_model=AliasResponse, responses=error_responses(400, 401, 403, 409, 413, 422),
+             summary="Point the alias at a version and reload (admin)")
+async def admin_promote(state: State, body: PromoteRequest) -> dict[str, Any]:
+    if state.model.lstrip("v").isdigit():
+        raise HTTPException(409, f"this server serves the fixed version {state.model}, not an alias")
+    version = state.registry.promote(body.version, alias=state.model)
+    await _refresh(state)
+    return {"alias": state.model, "version": version, "model_version": state.holder.version}
+
+
+@router.post("/rollback", response_model=AliasResponse, responses=error_responses(400, 401, 403),
+             summary="Point the alias back at its previous version and reload (admin)")
+async def admin_rollback(state: State) -> dict[str, Any]:
+    version = state.registry.rollback(alias=state.model)
+    await _refresh(state)
+    return {"alias": state.model, "version": version, "model_version": state.holder.version}

@@ -1,0 +1,52 @@
+"""Model routes: `POST /v1/describe` (one photo, no Spark) and `GET /v1/model` (what is being served)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from wanderlens.serving.safety import RejectedInput, check_image
+from wanderlens.serving.schemas import DescribeResponse, ModelInfo, error_responses
+from wanderlens.serving.state import State
+
+MAX_CAPTION_CHARS = 2000
+MAX_TAGS = 64
+MAX_TAG_CHARS = 64
+
+router = APIRouter(tags=["model"])
+
+
+def parse_tags(tags: str | None) -> list[str]:
+    """Tags separated by ';' or ',' -> a list; 422 when there are too many or one is too long."""
+    tag_list = [t.strip() for t in (tags or "").replace(",", ";").split(";") if t.strip()]
+    if len(tag_list) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tag_list):
+        raise RejectedInput(422, f"tags: at most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters each")
+    return tag_list
+
+
+@router.post("/v1/describe", response_model=DescribeResponse, response_model_exclude_unset=True,
+             responses=error_responses(413, 415, 422, 503, 504),
+             summary="Describe one photo: per-task predictions, ImageNet labels, a sentence")
+async def describe(
+    state: State,
+    photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF or BMP photo")],
+    caption: Annotated[str | None, Form(max_length=MAX_CAPTION_CHARS)] = None,
+    tags: Annotated[str | None, Form(max_length=4000, description="tags separated by ';' or ','")] = None,
+) -> dict[str, Any]:
+    data = await photo.read()
+    check_image(data, max_pixels=state.settings.max_pixels, field=f"photo ({photo.filename or 'upload'})")
+    tag_list = parse_tags(tags)
+    current = state.served()
+    result = await state.run_timed(current.describe, data, caption or None, tag_list)
+    result["filename"] = photo.filename
+    return result
+
+
+@router.get("/v1/model", response_model=ModelInfo, responses=error_responses(503),
+            summary="Metadata of the model being served")
+async def model_info(state: State) -> dict[str, Any]:
+    current = state.served()
+    meta = dict(current.metadata)
+    meta.pop("sources", None)
+    return {"model": state.model, "model_version": current.version, "metadata": meta}

@@ -1,0 +1,165 @@
+"""The REST service's request and response bodies as pydantic models, so the OpenAPI schema says what is answered.
+
+Rows that come straight from the travel tables (photos, suggestions, search hits) name the fields every row has
+and allow the table's other columns (`extra="allow"`); errors are `{"detail": ...}` as FastAPI writes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    """A row whose known fields are declared; other columns of its table pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# -- errors ---------------------------------------------------------------------------------------------------------
+class ErrorResponse(BaseModel):
+    """Any refused request: one message naming the field or the thing at fault, and the fix."""
+
+    detail: str
+
+
+class FieldError(_Open):
+    """One failed field check of FastAPI's request validation."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: a message (the service's own checks) or FastAPI's per-field list (request validation)."""
+
+    detail: str | list[FieldError]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that can answer the given error status codes (each with its schema)."""
+    what = {400: "The request names something the registry refuses (bad or unknown version, no earlier version)",
+            401: "No 'Authorization: Bearer <token>' header", 403: "Wrong token, or the server has no admin token",
+            404: "Not found (unknown id, or the served version has no travel tables)",
+            409: "The server serves a fixed version, not an alias", 413: "Body or image over the server's limit",
+            415: "The upload is not a supported image", 422: "A field is missing or malformed",
+            503: "No model loaded yet", 504: "The request ran past the server's time limit"}
+    return {code: {"model": ValidationErrorResponse if code == 422 else ErrorResponse, "description": what[code]}
+            for code in codes}
+
+
+# -- model ----------------------------------------------------------------------------------------------------------
+class TaskOutput(BaseModel):
+    """One task's prediction for a photo; `classes` and `prediction_index` are absent for a regression task."""
+
+    type: str
+    probability: list[float]
+    rawPrediction: list[float]
+    prediction: float | str | list[str]
+    classes: list[str] | None = None
+    prediction_index: float | list[float] | None = None
+
+
+class ImageNetLabel(BaseModel):
+    label: str
+    prob: float
+
+
+class DescribeResponse(BaseModel):
+    """Everything `/v1/describe` answers for one photo."""
+
+    model_version: int
+    tasks: dict[str, TaskOutput]
+    imagenet_labels: list[ImageNetLabel]
+    description: str
+    claims: list[dict[str, Any]]
+    image_error: str | None
+    timing_ms: dict[str, float]
+    filename: str | None
+
+
+class ModelInfo(BaseModel):
+    model: str
+    model_version: int
+    metadata: dict[str, Any] = Field(description="registry metadata of the version (created, config, metrics...)")
+
+
+# -- travel ---------------------------------------------------------------------------------------------------------
+class UsersResponse(BaseModel):
+    model_version: int
+    users: list[str]
+
+
+class Suggestion(_Open):
+    """One suggested destination with its score, rank, reasons and up to three photo ids."""
+
+    destination_id: str
+
+
+class SuggestionsResponse(BaseModel):
+    model_version: int
+    user_id: str
+    k: int
+    suggestions: list[Suggestion]
+
+
+class SearchHit(_Open):
+    """One photo matching a text query (higher `score` is closer)."""
+
+    photo_id: str
+    score: float
+    caption: str | None
+    description: str | None
+    destination_id: str | None
+
+
+class SearchResponse(BaseModel):
+    model_version: int
+    query: str
+    k: int
+    results: list[SearchHit]
+
+
+class Photo(_Open):
+    """A photo's row of the travel tables (predictions, description, trip...) and the URL of its file."""
+
+    photo_id: str
+    image_url: str
+
+
+class PhotoResponse(BaseModel):
+    model_version: int
+    photo: Photo
+
+
+# -- operations and admin -------------------------------------------------------------------------------------------
+class HealthResponse(BaseModel):
+    status: str
+    model_version: int | None
+
+
+class ReadyResponse(BaseModel):
+    """`ready` with the served alias and version, or not ready with the last load error."""
+
+    ready: bool
+    model: str | None = None
+    model_version: int | None = None
+    error: str | None = None
+
+
+class PromoteRequest(BaseModel):
+    version: str = Field(description="version number to point the alias at, e.g. '3' or 'v3'")
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    model_version: int | None
+    error: str | None
+
+
+class AliasResponse(BaseModel):
+    alias: str
+    version: int
+    model_version: int | None
