@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test fuzz lint bench clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: venv
 test: venv
 	$(BIN)/python tools/ensure_test_deps.py
 	$(BIN)/python -m pytest -q tests
+
+# Generated-input checks with the long profile: WANDERLENS_FUZZ_EXAMPLES examples (default 300), random seeds.
+fuzz: venv
+	WANDERLENS_FUZZ=1 $(BIN)/python -m pytest -q tests/test_ingest_properties.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -65,18 +65,19 @@ def main() -> None:
     from pyspark.ml.evaluation import BinaryClassificationEvaluator, MulticlassClassificationEvaluator
     from pyspark.sql import functions as F
 
+    from wanderlens.config import TrainingConfig
     from wanderlens.mtl import MultiTaskClassifier, index_labels
     from wanderlens.mtl.architectures import build_network
     from wanderlens.mtl.data import encode, infer_classes, read_shard, write_shards
     from wanderlens.mtl.tasks import TaskSpec
     from wanderlens.mtl.train import config_tasks, features_table
-    from wanderlens.mtl.trainer import run_training
+    from wanderlens.mtl.trainer import TrainingRun, run_training
     from wanderlens.session import get_spark
 
     spark = get_spark(master="local[2]", app_name="bench-mtl")
     if args.features:
         df = spark.read.parquet(str(features_table(args.features)))
-        tasks = [t for t in config_tasks(args.features, {}) if t.type in ("binary", "multiclass")]
+        tasks = [t for t in config_tasks(args.features, None) if t.type in ("binary", "multiclass")]
     else:
         df = synthetic(spark, args.rows, args.dim)
         tasks = [TaskSpec("scene", "multiclass"), TaskSpec("highlight", "binary"), TaskSpec("night", "binary"),
@@ -136,11 +137,9 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="bench-mtl-")
     write_shards(encode(train, ["features"], tasks), f"{work}/train", 1, 0)
     dim = int(len(train.first()["features"]))
-    cfg = {"tasks": [t.to_dict() for t in tasks], "arch": {"name": "mmoe", "expert_hidden": [64],
-           "tower_hidden": [32], "num_experts": 4}, "weighting": "equal", "weighting_options": {},
-           "optimizer": "adam", "lr": 2e-3, "epochs": args.epochs, "batch_size": 256, "patience": 0,
-           "monitor": "loss", "class_weights": [None] * len(tasks), "seed": 0, "input_dim": dim,
-           "train_path": f"{work}/train", "val_path": None, "checkpoint_dir": None}
+    run = TrainingRun(tasks=[t.to_dict() for t in tasks], arch={"name": "mmoe", "expert_hidden": [64],
+                      "tower_hidden": [32], "num_experts": 4}, input_dim=dim, train_path=f"{work}/train",
+                      training=TrainingConfig(learning_rate=2e-3, epochs=args.epochs, batch_size=256, seed=0))
     shard = read_shard(f"{work}/train", 0, 1, tasks, dim)
     x = torch.from_numpy(shard.x)
     ys = [torch.from_numpy(y) for y in shard.targets]
@@ -150,7 +149,7 @@ def main() -> None:
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
         torch.manual_seed(0)
-        net = build_network(cfg["arch"], dim, [t.num_outputs for t in tasks])
+        net = build_network(run.arch, dim, [t.num_outputs for t in tasks])
         opt = torch.optim.Adam(net.parameters(), lr=2e-3)
         t = time.perf_counter()
         seen = 0
@@ -169,7 +168,7 @@ def main() -> None:
         return seen / (time.perf_counter() - t)
 
     def ours_loop() -> float:
-        res = run_training(cfg)
+        res = run_training(run)
         return sum(h["samples"] for h in res["history"]) / sum(h["seconds"] for h in res["history"])
 
     # Interleaved repeats, medians: the host is shared, so load drifts between back-to-back measurements.

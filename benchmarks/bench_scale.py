@@ -101,8 +101,8 @@ def main() -> int:
             runs[n] = json.loads((work / f"run-{n}" / "run.json").read_text())
         return report(runs, sizes, work)
     manifests = sample_manifests(work, sizes, args.seed)
-    config = work / "config.json"
-    config.write_text(json.dumps(CONFIG))
+    config = work / "config.yaml"
+    config.write_text(json.dumps(CONFIG))  # JSON is YAML
 
     from wanderlens.cluster.standalone import StandaloneCluster
 

@@ -46,8 +46,7 @@ def build_registry(work: Path, photos: int) -> Path:
     generate_sample(work / "sample", photos=photos, users=12, seed=3)
     ingest(spark, work / "sample" / "manifest.csv", work / "ingested")
     featurize(spark, work / "ingested", work / "features")
-    config = load_config(ROOT / "configs" / "sample.yaml")
-    config.setdefault("model", {})["epochs"] = 5
+    config = load_config(ROOT / "configs" / "sample.yaml", ["training.epochs=5"])
     train_from_config(spark, work / "features", config, work / "model")
     version = registry.register(work / "features" / "feature_pipeline", work / "model",
                                 metadata={"source": "bench_serve"})

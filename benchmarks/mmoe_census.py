@@ -82,11 +82,12 @@ def main() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from wanderlens.config import TrainingConfig
     from wanderlens.mtl.data import FEATURES
     from wanderlens.mtl.local import LocalMultiTaskModel
     from wanderlens.mtl.metrics import auc
     from wanderlens.mtl.tasks import TaskSpec
-    from wanderlens.mtl.trainer import load_state, run_training
+    from wanderlens.mtl.trainer import TrainingRun, load_state, run_training
 
     t0 = time.perf_counter()
     x, income, marital = load(args.rows or None)
@@ -128,15 +129,14 @@ def main() -> None:
     for method in args.methods.split(","):
         for seed in range(args.seeds):
             t = time.perf_counter()
-            cfg = {
-                "tasks": [t_.to_dict() for t_ in tasks], "arch": {**ARCHS[method], "dropout": 0.0},
-                "weighting": "equal", "weighting_options": {}, "optimizer": "adam", "lr": 2e-3,
-                "weight_decay": 0.0, "epochs": args.epochs, "batch_size": 512, "patience": 2, "monitor": "metric",
-                "class_weights": [None, None], "seed": seed, "input_dim": int(x.shape[1]),
-                "train_path": f"{work}/train", "val_path": f"{work}/val", "checkpoint_dir": None,
-            }
-            res = run_training(cfg)
-            model = LocalMultiTaskModel(cfg["tasks"], cfg["arch"], cfg["input_dim"], load_state(res["state"]))
+            run = TrainingRun(
+                tasks=[t_.to_dict() for t_ in tasks], arch={**ARCHS[method], "dropout": 0.0},
+                training=TrainingConfig(learning_rate=2e-3, epochs=args.epochs, batch_size=512, patience=2,
+                                        monitor="metric", seed=seed),
+                input_dim=int(x.shape[1]), train_path=f"{work}/train", val_path=f"{work}/val",
+            )
+            res = run_training(run)
+            model = LocalMultiTaskModel(run.tasks, run.arch, run.input_dim, load_state(res["state"]))
             p = model.predict(x[te])
             aucs = (auc(income[te] > 0, p["income"][:, 1]), auc(marital[te] > 0, p["marital"][:, 1]))
             results.setdefault(method, []).append(aucs)

@@ -96,3 +96,10 @@ def test_train_command_reports_a_bad_config_before_starting_spark(tmp_path, caps
     assert ex.value.code == 2
     err = capsys.readouterr().err
     assert str(path) in err and "training.batch_size" in err
+
+
+def test_docs_list_every_setting_the_model_reads():
+    text = (ROOT / "docs" / "mtl.md").read_text()
+    for section, cls in (("features", FeaturesConfig), ("model", ModelConfig), ("training", TrainingConfig)):
+        for key in cls.model_fields:
+            assert f"| `{key}` |" in text, f"docs/mtl.md does not list {section}.{key}"

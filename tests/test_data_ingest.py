@@ -181,3 +181,44 @@ def test_image_probe_is_a_persistable_pipeline_stage(spark, corpus, tmp_path):
     assert got[None]["sha256"] is None and got[None]["probe_reason"] is None
     with pytest.raises(InputError, match="column\\(s\\) image_path not in the table"):
         ImageProbe().transform(df)
+
+
+# --- defects found by the property-based test (tests/test_ingest_properties.py), kept as examples -----------------
+def _good_jpeg(path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 24), (10, 120, 200)).save(path, format="JPEG")
+
+
+def test_latin1_manifest_is_refused_naming_the_byte_not_silently_mangled(spark, tmp_path):
+    _good_jpeg(tmp_path / "a.jpg")
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes("photo_id,user_id,image,caption\np1,u1,a.jpg,ok\np2,u1,a.jpg,Café\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"is not UTF-8 text: byte 0xe9 at line 3 .*re-save the file as UTF-8"):
+        ingest(spark, manifest, tmp_path / "out")
+    manifest.write_bytes(b"\xef\xbb\xbf" + "photo_id,user_id,image,caption\np1,u1,a.jpg,Café\n".encode())  # BOM: fine
+    assert ingest(spark, manifest, tmp_path / "out")["rows_kept"] == 1
+
+
+@pytest.mark.parametrize("extra", ["Photo_ID", "WIDTH", "sha256", "image_path", "Detail", " caption"])
+def test_columns_that_clash_by_case_or_with_added_ones_are_refused_clearly(spark, tmp_path, extra):
+    _good_jpeg(tmp_path / "a.jpg")
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["photo_id", "user_id", "image", "caption", extra], ["p1", "u1", "a.jpg", "c", "x"]])
+    with pytest.raises(InputError, match=f"{manifest}: column") as err:
+        ingest(spark, manifest, tmp_path / "out")
+    assert extra.strip() in str(err.value) and "rename" in str(err.value)
+
+
+def test_odd_names_nan_regression_labels_and_colons_in_file_names(spark, tmp_path):
+    _good_jpeg(tmp_path / "a:b.jpg")  # a relative file name with a colon is not a URI
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"photo_id": "p1", "user_id": "u", "image": "a:b.jpg", "sco`re": "1.5", "odd`col.x": "v"},
+            {"photo_id": "p2", "user_id": "u", "image": "a:b.jpg", "sco`re": "NaN", "odd`col.x": "v"},
+            {"photo_id": "p3", "user_id": "u", "image": "a:b.jpg", "sco`re": "-Infinity", "odd`col.x": "v"}]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = ingest(spark, manifest, tmp_path / "out", labels={"sco`re": {"type": "regression"}})
+    assert (summary["rows_kept"], summary["by_reason"]) == (1, {"unknown_label": 2})
+    row = spark.read.parquet(str(tmp_path / "out" / "photos")).first()
+    assert (row["photo_id"], row["sco`re"], row["odd`col.x"], row["format"]) == ("p1", 1.5, "v", "JPEG")

@@ -373,6 +373,6 @@ def test_featurize_rejects_bad_input(spark, tmp_path):
     spark.createDataFrame([], "photo_id string, image_path string").write.parquet(str(empty))
     with pytest.raises(InputError, match="has no rows"):
         featurize(spark, tmp_path / "e", tmp_path / "out")
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"features\.encodr: unknown key"):
         featurize(spark, tmp_path / "t", tmp_path / "out", {"features": {"encodr": "x"}})
     shutil.rmtree(tmp_path / "t")

@@ -195,7 +195,7 @@ def _write(root: Path, m: dict, photos: dict[str, bytes]) -> tuple[Path, list[di
         if m["clash"]:
             rec[m["clash"]] = "x"
         flat.append({"rec": rec, "path": path})
-    columns = list(dict.fromkeys([*(k for f in flat for k in f["rec"]), "photo_id", "user_id", "image",
+    columns = list(dict.fromkeys([*(k for f in flat for k in f["rec"]), "photo_id", "user_id", "image", "caption",
                                   *m["decl"], *m["extras"], *([m["clash"]] if m["clash"] else [])]))
     w = m["write"]
     if m["fmt"] == "csv":
@@ -261,10 +261,10 @@ def _whole_file_problem(m: dict, manifest: Path) -> str | None:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         return "UTF-8"
-    if m["clash"]:
-        return m["clash"].strip()
     if m["fmt"] == "jsonl" and not m["rows"]:
         return "missing required column"
+    if m["clash"]:
+        return m["clash"].strip()
     return None
 
 

@@ -224,3 +224,53 @@ def test_shards_split_between_ranks(shards):
     keep = ms[2] > 0
     np.testing.assert_array_equal(whole.targets[2][keep], ys[2][keep])
     np.testing.assert_array_equal(whole.masks[0], ms[0])
+
+
+def test_task_gradient_hook():
+    """The per-task gradients a weighting sees sum to the gradient of the summed loss; GradNorm's hook fills the
+    same gradients as equal weighting at its first step (weights 1) and then moves its weights."""
+    from wanderlens.mtl.weighting import TaskStep, task_gradients
+
+    torch.manual_seed(0)
+    net = build_network({"name": "mmoe", "expert_hidden": [8], "tower_hidden": [4], "num_experts": 2}, DIM,
+                        [t.num_outputs for t in TASKS])
+    x, ys, ms = synthetic(64, 8)
+    ms[3][:] = 0.0  # no labelled rows for the last task in this batch
+
+    def step() -> TaskStep:
+        losses, counts = compute_losses(TASKS, net(torch.from_numpy(x)), [torch.from_numpy(y) for y in ys],
+                                        [torch.from_numpy(m) for m in ms], [None] * 4)
+        return TaskStep(losses, counts > 0, net.shared_parameters(), lambda t: t)
+
+    s = step()
+    grads = task_gradients(s)
+    assert grads[3] is None and all(g is not None for g in grads[:3])
+    total = torch.autograd.grad(s.losses.sum(), s.shared, retain_graph=True)
+    for k, expected in enumerate(total):
+        torch.testing.assert_close(sum(g[k] for g in grads[:3]), expected)
+
+    build_weighting("equal", 4).backward(s)
+    equal = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    gradnorm = build_weighting("gradnorm", 4)
+    assert gradnorm.needs_task_gradients
+    gradnorm.backward(step())
+    for a, b in zip(equal, [p.grad for p in net.parameters()], strict=True):
+        torch.testing.assert_close(a, b)
+    net.zero_grad(set_to_none=True)
+    gradnorm.backward(step())  # the second step has initial losses to compare with
+    assert gradnorm.current_weights().tolist() != [1.0] * 4
+
+
+def test_training_run_pickles_and_fingerprints(shards):
+    """TorchDistributor ships the run to each rank by pickling; resumable settings leave the fingerprint alone."""
+    import dataclasses
+    import pickle
+
+    run = training_run(shards[0])
+    again = pickle.loads(pickle.dumps(run))
+    assert again == run and again.fingerprint() == run.fingerprint()
+    longer = dataclasses.replace(run, training=run.training.model_copy(update={"epochs": 40, "patience": 3}))
+    assert longer.fingerprint() == run.fingerprint()
+    other = dataclasses.replace(run, training=run.training.model_copy(update={"learning_rate": 0.5}))
+    assert other.fingerprint() != run.fingerprint()

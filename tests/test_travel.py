@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from wanderlens.config import TravelConfig
 from wanderlens.travel.describe import describe_photo
 from wanderlens.travel.recommend import blend_scores, greedy_pick, suggestion_reason, user_diversity
 from wanderlens.travel.search import fit_projection, project_images, recall_at_k
@@ -171,13 +172,14 @@ def travel_run(spark, featurized_dir, sample_dir, tmp_path_factory):
     train_from_config(spark, featurized_dir, {"training": {"epochs": 6, "batch_size": 32, "learning_rate": 0.003,
                                                                  "seed": 0}}, out / "model")
     paths = run_travel(spark, featurized_dir, out / "model", sample_dir / "destinations.csv", out / "travel",
-                       {"projection_epochs": 60})
+                       TravelConfig(projection_epochs=60))
     return out / "travel", paths
 
 
 def test_travel_job_writes_every_table(spark, travel_run):
     travel_dir, paths = travel_run
-    for name in ("photos", "descriptions", "trips", "profiles", "destinations", "suggestions", "search_index"):
+    for name in ("photos", "descriptions", "trips", "profiles", "destinations", "suggestions", "search_index",
+                 "catalog", "recommender", "joint_space"):
         assert Path(paths[name]).is_dir(), name
     photos = spark.read.parquet(paths["photos"])
     desc = spark.read.parquet(paths["descriptions"])
@@ -253,9 +255,9 @@ def test_held_out_trip_evaluation_compares_all_methods(spark, travel_run):
     travel_dir, paths = travel_run
     summary = json.loads((travel_dir / "summary.json").read_text())
     photos = spark.read.parquet(paths["photos"])
-    catalog = spark.read.parquet(paths["destinations"]).select("destination_id", "name", "country", "kind")
-    ev = evaluate_recommenders(photos, catalog, summary["interest_labels"], summary["scene_classes"], k=10,
-                               weights=(0.0, 0.5, 1.0), popularity_weights=(0.0, 0.5), diversities=(0.0,),
+    # The destination profiles table read as a catalog (destination_id, name, country, kind are what it takes).
+    ev = evaluate_recommenders(photos, paths["destinations"], summary["interest_labels"], summary["scene_classes"],
+                               k=10, weights=(0.0, 0.5, 1.0), popularity_weights=(0.0, 0.5), diversities=(0.0,),
                                cold_fraction=0.25, als_grid=[{"rank": 2}, {"rank": 6, "alpha": 1.0}])
     methods = [r["method"] for r in ev.warm]
     assert methods == ["popularity", "ALS only", "content only", "blend"]

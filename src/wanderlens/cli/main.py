@@ -32,6 +32,7 @@ app = typer.Typer(
 # Stage modules, in the order a job runs them; each defines `register(app: typer.Typer) -> None`.
 STAGE_MODULES = [
     "wanderlens.cli.data",
+    "wanderlens.cli.photos",
     "wanderlens.cli.features",
     "wanderlens.cli.mtl",
     "wanderlens.cli.evaluation",

@@ -22,9 +22,11 @@ TAG_EXIF_IFD, TAG_GPS_IFD = 0x8769, 0x8825
 TAG_DT_ORIGINAL, TAG_DT_DIGITIZED = 0x9003, 0x9004
 TAG_OFFSET_ORIGINAL, TAG_OFFSET_DIGITIZED = 0x9011, 0x9012
 TAG_SUBSEC_ORIGINAL = 0x9291
+TAG_THUMB_OFFSET, TAG_THUMB_LENGTH = 0x0201, 0x0202  # IFD1: the embedded thumbnail JPEG
 _IFD0_TAGS = {TAG_DESCRIPTION, TAG_MAKE, TAG_MODEL, TAG_ORIENTATION, TAG_EXIF_IFD, TAG_GPS_IFD}
 _EXIF_TAGS = {TAG_DT_ORIGINAL, TAG_DT_DIGITIZED, TAG_OFFSET_ORIGINAL, TAG_OFFSET_DIGITIZED, TAG_SUBSEC_ORIGINAL}
 _GPS_TAGS = {1, 2, 3, 4, 5, 6}  # lat ref, lat, lon ref, lon, altitude ref, altitude
+_SHORT_LE, _SHORT_BE, _LONG_LE, _LONG_BE = (struct.Struct(f) for f in ("<H", ">H", "<I", ">I"))
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 # Descriptions cameras write by themselves: not a caption.
 _CAMERA_BOILERPLATE = re.compile(
@@ -78,8 +80,8 @@ class JpegSegments:
     complete: bool = True
 
 
-def scan_jpeg(fh: Any, chunk: int = 65536) -> JpegSegments:
-    """Walk the JPEG markers of an open binary file up to the first scan (SOS): EXIF, XMP, IPTC, frame size.
+def scan_jpeg(fh: Any, chunk: int = 32768) -> JpegSegments:
+    """Walk the JPEG markers of an open binary file up to the frame header: EXIF, XMP, IPTC, frame size.
 
     Raises MetadataError for a structure that cannot be an image (no frame header, a segment cut off by the end
     of the file). `complete` tells whether the file ends with the end-of-image marker (cheap truncation check).
@@ -115,6 +117,9 @@ def scan_jpeg(fh: Any, chunk: int = 65536) -> JpegSegments:
             data += more
         if marker == 0xDA:
             break
+        if marker in _SOF_MARKERS:  # writers put the metadata segments before the frame header
+            seg.height, seg.width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            break
         payload = data[pos + 4 : end]
         if marker == 0xE1:
             if payload.startswith(b"Exif\x00\x00") and seg.exif is None:
@@ -123,8 +128,6 @@ def scan_jpeg(fh: Any, chunk: int = 65536) -> JpegSegments:
                 seg.xmp = payload[len(_XMP_SIG) :]
         elif marker == 0xED and seg.iptc is None:
             seg.iptc = payload
-        elif marker in _SOF_MARKERS and len(payload) >= 5:
-            seg.height, seg.width = struct.unpack(">HH", payload[1:5])
         pos = end
     if not seg.width or not seg.height:
         raise MetadataError("JPEG has no frame header with a size")
@@ -155,23 +158,42 @@ def _value(data: bytes, endian: str, typ: int, count: int, raw_off: int) -> Any:
     return vals[0] if count == 1 else vals
 
 
-def _read_ifd(data: bytes, endian: str, offset: int, wanted: set[int]) -> dict[int, Any]:
+def _read_ifd(data: bytes, endian: str, offset: int, wanted: set[int]) -> tuple[dict[int, Any], int]:
+    """The wanted tags of the IFD at `offset` (all entries unpacked in one call), and the next IFD's offset."""
     if offset <= 0 or offset + 2 > len(data):
         raise MetadataError("EXIF directory offset outside the EXIF block")
     (n,) = struct.unpack_from(endian + "H", data, offset)
-    if offset + 2 + 12 * n > len(data):
+    end = offset + 2 + 12 * n
+    if end > len(data):
         raise MetadataError("EXIF directory runs past the EXIF block")
     out: dict[int, Any] = {}
-    for i in range(n):
-        entry = offset + 2 + 12 * i
-        tag, typ, count = struct.unpack_from(endian + "HHI", data, entry)
-        if tag in wanted:
-            out[tag] = _value(data, endian, typ, count, entry + 8)
-    return out
+    short, long_ = (_SHORT_LE, _LONG_LE) if endian == "<" else (_SHORT_BE, _LONG_BE)
+    for k, (tag, typ, count, raw) in enumerate(struct.iter_unpack(endian + "HHI4s", data[offset + 2 : end])):
+        if tag not in wanted:
+            continue
+        if count == 1 and typ == 3:  # the common inline cases, without the general decoder
+            out[tag] = short.unpack_from(raw)[0]
+        elif count == 1 and typ == 4:
+            out[tag] = long_.unpack(raw)[0]
+        else:
+            out[tag] = _value(data, endian, typ, count, offset + 2 + 12 * k + 8)
+    nxt = struct.unpack_from(endian + "I", data, end)[0] if end + 4 <= len(data) else 0
+    return out, nxt
 
 
-def parse_exif(data: bytes) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
-    """IFD0, Exif IFD and GPS IFD of a TIFF-structured EXIF block (only the tags this module uses)."""
+@dataclass
+class ExifBlock:
+    """The parsed tags of an EXIF block and, when the camera embedded one, its thumbnail JPEG (IFD1)."""
+
+    ifd0: dict[int, Any]
+    exif: dict[int, Any]
+    gps: dict[int, Any]
+    thumbnail: bytes | None = None
+
+
+def parse_exif(data: bytes, thumbnail: bool = False) -> ExifBlock:
+    """IFD0, Exif IFD and GPS IFD of a TIFF-structured EXIF block (only the tags this module uses); with
+    `thumbnail`, also the embedded thumbnail JPEG (IFD1)."""
     if data.startswith(b"Exif\x00\x00"):
         data = data[6:]
     if data[:2] == b"II":
@@ -181,10 +203,20 @@ def parse_exif(data: bytes) -> tuple[dict[int, Any], dict[int, Any], dict[int, A
     else:
         raise MetadataError("EXIF block without a TIFF byte-order mark")
     (ifd0_off,) = struct.unpack_from(endian + "I", data, 4)
-    ifd0 = _read_ifd(data, endian, ifd0_off, _IFD0_TAGS)
-    exif = _read_ifd(data, endian, ifd0[TAG_EXIF_IFD], _EXIF_TAGS) if isinstance(ifd0.get(TAG_EXIF_IFD), int) else {}
-    gps = _read_ifd(data, endian, ifd0[TAG_GPS_IFD], _GPS_TAGS) if isinstance(ifd0.get(TAG_GPS_IFD), int) else {}
-    return ifd0, exif, gps
+    ifd0, ifd1_off = _read_ifd(data, endian, ifd0_off, _IFD0_TAGS)
+    exif = _read_ifd(data, endian, ifd0[TAG_EXIF_IFD], _EXIF_TAGS)[0] if isinstance(ifd0.get(TAG_EXIF_IFD), int) else {}
+    gps = _read_ifd(data, endian, ifd0[TAG_GPS_IFD], _GPS_TAGS)[0] if isinstance(ifd0.get(TAG_GPS_IFD), int) else {}
+    block = ExifBlock(ifd0, exif, gps)
+    if thumbnail and 0 < ifd1_off < len(data):
+        try:
+            ifd1 = _read_ifd(data, endian, ifd1_off, {TAG_THUMB_OFFSET, TAG_THUMB_LENGTH})[0]
+        except MetadataError:
+            ifd1 = {}
+        start, length = ifd1.get(TAG_THUMB_OFFSET), ifd1.get(TAG_THUMB_LENGTH)
+        if isinstance(start, int) and isinstance(length, int) and 0 < length and start + length <= len(data):
+            thumb = data[start : start + length]
+            block.thumbnail = thumb if thumb.startswith(b"\xff\xd8") else None
+    return block
 
 
 def parse_exif_datetime(text: Any, subsec: Any = None) -> datetime | None:
@@ -270,10 +302,11 @@ def _text(value: Any) -> str | None:
 def apply_exif(meta: PhotoMetadata, data: bytes) -> None:
     """Fill camera, orientation, time, offset, GPS and description from an EXIF block into `meta`."""
     try:
-        ifd0, exif, gps = parse_exif(data)
+        block = parse_exif(data)
     except (MetadataError, struct.error, KeyError) as exc:
         meta.warnings.append(f"EXIF unreadable ({exc}); its time and position are ignored")
         return
+    ifd0, exif, gps = block.ifd0, block.exif, block.gps
     meta.make, meta.model = _text(ifd0.get(TAG_MAKE)), _text(ifd0.get(TAG_MODEL))
     orient = ifd0.get(TAG_ORIENTATION)
     meta.orientation = orient if isinstance(orient, int) and 1 <= orient <= 8 else None
@@ -368,6 +401,6 @@ def apply_text(meta: PhotoMetadata, xmp: bytes | None, iptc: bytes | None) -> No
 
 
 __all__ = [
-    "JpegSegments", "MetadataError", "PhotoMetadata", "apply_exif", "apply_text", "gps_position", "parse_exif",
-    "parse_exif_datetime", "parse_iptc", "parse_offset", "parse_xmp", "scan_jpeg",
+    "ExifBlock", "JpegSegments", "MetadataError", "PhotoMetadata", "apply_exif", "apply_text", "gps_position",
+    "parse_exif", "parse_exif_datetime", "parse_iptc", "parse_offset", "parse_xmp", "scan_jpeg",
 ]

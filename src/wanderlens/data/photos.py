@@ -122,20 +122,23 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def _walk(root: Path) -> list[tuple[Path, list[str]]]:
-    """(folder, sorted file names) for every folder under root, in a stable order; symlinked folders not followed."""
+def _walk(root: Path) -> list[tuple[str, str, list[str]]]:
+    """(folder, its path relative to root in POSIX form or "", sorted file names) for every folder under root, in
+    a stable order; symlinked folders are not followed."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    top = str(root)
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
-        out.append((Path(dirpath), sorted(filenames)))
+        rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        out.append((dirpath, "" if rel == "." else rel, sorted(filenames)))
     return out
 
 
-def _user_of(rel: Path, root: Path, user: str | None) -> str:
+def _user_of(rel_dir: str, root: Path, user: str | None) -> str:
     """`--user NAME`: everyone is NAME; otherwise the first folder level is the user (files at the top: root's name)."""
     if user:
         return user
-    return rel.parts[0] if len(rel.parts) > 1 else root.resolve().name
+    return rel_dir.split("/", 1)[0] if rel_dir else root.resolve().name
 
 
 def _merge_sidecars(rec: PhotoRecord, folder: Path, cars: Sidecars) -> Any:
@@ -190,20 +193,21 @@ def _collect(root: Path, user: str | None, cfg: PhotosConfig) -> tuple[list[Phot
     records: list[PhotoRecord] = []
     unusable: list[UnusableFile] = []
     files = sidecars_used = 0
-    for folder, names in _walk(root):
+    for dirpath, rel_dir, names in _walk(root):
         files += len(names)
         cars, used = match_sidecars(names)
         sidecars_used += len(used)
+        owner = _user_of(rel_dir, root, user)
+        folder = Path(dirpath)
         for name in names:
             if name in used:
                 continue
-            path = folder / name
-            rel = path.relative_to(root)
-            result = read_photo(path, rel.as_posix(), verify_pixels=cfg.verify_pixels)
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            result = read_photo(os.path.join(dirpath, name), rel, verify_pixels=cfg.verify_pixels)
             if isinstance(result, UnusableFile):
                 unusable.append(result)
                 continue
-            rec = PhotoRecord(rel.as_posix(), _user_of(rel, root, user), path, result)
+            rec = PhotoRecord(rel, owner, folder / name, result)
             takeout = _merge_sidecars(rec, folder, cars.get(name, Sidecars()))
             _position(rec, takeout)
             _resolve_time(rec, takeout)
@@ -248,12 +252,12 @@ def _num(value: float | None, decimals: int | None) -> str:
     return repr(round(value, decimals)) if decimals is not None else repr(value)
 
 
-def _row(rec: PhotoRecord, decimals: int | None) -> list[str]:
+def _row(rec: PhotoRecord, decimals: int | None, root: str) -> list[str]:
     meta, place = rec.meta, rec.place
     swap = meta.orientation in (5, 6, 7, 8)
     width, height = (meta.height, meta.width) if swap else (meta.width, meta.height)
     return [
-        rec.photo_id, rec.user_id, str(rec.path.resolve()), rec.caption or "", ";".join(rec.tags),
+        rec.photo_id, rec.user_id, f"{root}/{rec.photo_id}", rec.caption or "", ";".join(rec.tags),
         _iso_utc(rec.taken_at), _num(rec.latitude, decimals), _num(rec.longitude, decimals),
         place.label if place else "", place.city if place else "", place.region if place else "",
         place.country if place else "", place.country_code if place else "", rec.time_zone or "",
@@ -264,12 +268,14 @@ def _row(rec: PhotoRecord, decimals: int | None) -> list[str]:
     ]
 
 
-def _write_manifest(records: list[PhotoRecord], path: Path, decimals: int | None) -> None:
+def _write_manifest(records: list[PhotoRecord], path: Path, decimals: int | None, root: Path) -> None:
+    """manifest.csv, written atomically; `image` is the absolute path (root resolved once, then the photo id)."""
+    base = root.resolve().as_posix()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows(_row(r, decimals) for r in records)
+        writer.writerows(_row(r, decimals, base) for r in records)
     os.replace(tmp, path)
 
 
@@ -315,7 +321,7 @@ def import_photos(
     _mark_bursts(records, cfg)
     decimals = round_coordinates if round_coordinates is not None else cfg.round_coordinates
     manifest = out / "manifest.csv"
-    _write_manifest(records, manifest, decimals)
+    _write_manifest(records, manifest, decimals, base)
     report = _report(base, manifest, records, unusable, files, sidecars, time.perf_counter() - t0)
     if report.files_found != report.sidecars_used + report.usable + report.unusable:  # a bug, never a user error
         raise RuntimeError(f"import counts do not reconcile: {report.to_dict()}")

@@ -63,7 +63,7 @@ def _by_extension(rel: str, suffix: str) -> UnusableFile | None:
     return None
 
 
-def _decodes(path: Path) -> str | None:
+def _decodes(path: str | Path) -> str | None:
     """None when the JPEG decodes at 1/8 scale (every byte of compressed data read); else the error."""
     try:
         with Image.open(path) as im:
@@ -74,7 +74,7 @@ def _decodes(path: Path) -> str | None:
     return None
 
 
-def _read_jpeg(path: Path, rel: str, fh, verify_pixels: bool) -> PhotoMetadata | UnusableFile:
+def _read_jpeg(path: str | Path, rel: str, fh, verify_pixels: bool) -> PhotoMetadata | UnusableFile:
     try:
         seg = scan_jpeg(fh)
     except MetadataError as exc:
@@ -89,11 +89,12 @@ def _read_jpeg(path: Path, rel: str, fh, verify_pixels: bool) -> PhotoMetadata |
             return UnusableFile(rel, REASON_CORRUPT, f"broken JPEG: image data unreadable or cut off ({error})")
     if seg.exif:
         apply_exif(meta, seg.exif)
-    apply_text(meta, seg.xmp, seg.iptc)
+    if seg.xmp or seg.iptc:
+        apply_text(meta, seg.xmp, seg.iptc)
     return meta
 
 
-def _read_other(path: Path, rel: str, suffix: str, verify_pixels: bool) -> PhotoMetadata | UnusableFile:
+def _read_other(path: str | Path, rel: str, suffix: str, verify_pixels: bool) -> PhotoMetadata | UnusableFile:
     try:
         with open_image(path) as im:
             meta = PhotoMetadata(format=im.format, width=im.size[0], height=im.size[1])
@@ -121,17 +122,18 @@ def _read_other(path: Path, rel: str, suffix: str, verify_pixels: bool) -> Photo
     return meta
 
 
-def read_photo(path: Path, rel: str, verify_pixels: bool = False) -> PhotoMetadata | UnusableFile:
+def read_photo(path: str | Path, rel: str, verify_pixels: bool = False) -> PhotoMetadata | UnusableFile:
     """Metadata of the photo at `path` (`rel`: its name in reports), or why it is not usable."""
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     unusable = _by_extension(rel, suffix)
     if unusable is not None:
         return unusable
     try:
-        if os.path.getsize(path) == 0:
-            return UnusableFile(rel, REASON_EMPTY, "0 bytes")
         with open(path, "rb") as fh:
-            if fh.read(3) == b"\xff\xd8\xff":
+            head = fh.read(3)
+            if not head:
+                return UnusableFile(rel, REASON_EMPTY, "0 bytes")
+            if head == b"\xff\xd8\xff":
                 fh.seek(0)
                 return _read_jpeg(path, rel, fh, verify_pixels)
     except OSError as exc:

@@ -25,15 +25,9 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasSeed
 from pyspark.ml.util import (
     DefaultParamsReadable,
-    DefaultParamsReader,
     DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
 )
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
@@ -55,6 +49,7 @@ from wanderlens.mtl.local import LocalMultiTaskModel, cached_model, torch_thread
 from wanderlens.mtl.tasks import TaskSpec, label_index_expr, parse_tasks
 from wanderlens.mtl.trainer import TrainingRun, run_training
 from wanderlens.mtl.weighting import WEIGHTINGS
+from wanderlens.persistence import DataStage
 
 SectionT = TypeVar("SectionT", bound=Section)
 
@@ -242,7 +237,7 @@ def _write_training_data(train_df: DataFrame, val_df: DataFrame | None, work: st
     write_json(key, marker)
 
 
-class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
+class MultiTaskModel(Model, _MultiTaskParams, DataStage):
     """Fitted multi-task network: `transform` adds `<t>_prediction`, `<t>_probability`, `<t>_rawPrediction`, and
     `<t>_label` (the indexed label) when the input holds the task's label column."""
 
@@ -340,12 +335,12 @@ class MultiTaskModel(Model, _MultiTaskParams, MLReadable, MLWritable):
                                      array_to_vector(F.col(f"{tmp}.{t.name}_rawPrediction")))
         return _with_labels(out.drop(tmp), dataset, tasks)
 
-    def write(self) -> MLWriter:
-        return _ModelWriter(self)
+    def _stage_data(self) -> dict[str, Any]:
+        """Saved beside the Params: tasks, architecture, history and weights as the one-row record `data`."""
+        return {"data": {"meta": self._meta_json, "weights": self._weights}}
 
-    @classmethod
-    def read(cls) -> MLReader:
-        return _ModelReader(cls)
+    def _set_stage_data(self, data: dict[str, Any]) -> None:
+        self._set_state(data["data"]["meta"], bytes(data["data"]["weights"]))
 
 
 def _with_labels(out: DataFrame, dataset: DataFrame, tasks: list[TaskSpec]) -> DataFrame:
@@ -356,38 +351,6 @@ def _with_labels(out: DataFrame, dataset: DataFrame, tasks: list[TaskSpec]) -> D
         if t.label_col in dataset.columns and label not in dataset.columns:
             out = out.withColumn(label, label_index_expr(dataset, t))
     return out
-
-
-class _ModelWriter(MLWriter):
-    """Params as pyspark.ml metadata, weights + tasks as a one-row Parquet table under `data/` (any file system)."""
-
-    def __init__(self, instance: MultiTaskModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
-        spark = self.sparkSession if isinstance(self.sparkSession, SparkSession) else SparkSession.active()
-        schema = T.StructType([T.StructField("meta", T.StringType()), T.StructField("weights", T.BinaryType())])
-        df = spark.createDataFrame([(self.instance._meta_json, bytearray(self.instance._weights))], schema)
-        df.coalesce(1).write.mode("overwrite").parquet(os.path.join(path, "data"))
-
-
-class _ModelReader(MLReader):
-    """Reads what `_ModelWriter` wrote."""
-
-    def __init__(self, cls: type) -> None:
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> MultiTaskModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        model = self.cls()
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        model._resetUid(metadata["uid"])
-        spark = self.sparkSession if isinstance(self.sparkSession, SparkSession) else SparkSession.active()
-        row = spark.read.parquet(os.path.join(path, "data")).first()
-        return model._set_state(row["meta"], bytes(row["weights"]))
 
 
 __all__ = ["MultiTaskClassifier", "MultiTaskModel", "FEATURES"]

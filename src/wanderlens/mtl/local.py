@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from wanderlens.errors import InputError
 from wanderlens.io import read_ml_metadata
 from wanderlens.mtl.architectures import build_network
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
+from wanderlens.persistence import read_record_local
 
 _CACHE: dict[str, LocalMultiTaskModel] = {}
 
@@ -45,11 +45,7 @@ class LocalMultiTaskModel:
     @staticmethod
     def load(model_dir: str) -> LocalMultiTaskModel:
         """Load a saved MultiTaskModel folder, or the MultiTaskModel stage inside a saved PipelineModel folder."""
-        path = _find_model_dir(str(model_dir))
-        table = pq.read_table(os.path.join(path, "data"))
-        if table.num_rows != 1:
-            raise InputError(f"{path}/data: expected one model row, found {table.num_rows}")
-        row = table.to_pylist()[0]
+        row = read_record_local(_find_model_dir(str(model_dir)))
         return LocalMultiTaskModel.from_bytes(row["meta"], row["weights"])
 
     def raw_outputs(self, features: np.ndarray) -> list[np.ndarray]:

@@ -1,9 +1,11 @@
 """Loss weighting families behind one interface: `equal`, `uncertainty` (Kendall et al. 2018), `gradnorm`
 (Chen et al. 2018) and `dwa` (Liu et al. 2019).
 
-A strategy turns the vector of per-task losses into the scalar that is back-propagated. Anything it learns is
-either a parameter trained with the network (uncertainty, synchronised by DDP) or updated from quantities that
-are averaged across ranks first (GradNorm's gradient norms, DWA's epoch losses), so every rank holds the same
+A strategy turns the vector of per-task losses into gradients: by default it back-propagates one weighted sum
+(`combine`); through the `backward(TaskStep)` hook it may first take each task's gradient on the shared
+parameters (`task_gradients`), as GradNorm does and gradient-conflict methods (PCGrad, CAGrad) would. Anything it
+learns is either a parameter trained with the network (uncertainty, synchronised by DDP) or updated from quantities
+that are averaged across ranks first (GradNorm's gradient norms, DWA's epoch losses), so every rank holds the same
 weights.
 """
 
