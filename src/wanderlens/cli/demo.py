@@ -16,12 +16,27 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from wanderlens.cli.progress import CommandProgress
     from wanderlens.config import WanderlensConfig
 
 console = Console()
 
-Notify = Callable[[str], None]
-Stage = tuple[str, Callable[[dict, Notify], Any]]
+
+class _Report:
+    """What a demo stage reports: a new step (`report(msg)`, always shown) or a detail (`report.detail(msg)`, in a
+    log file at most every few seconds), both under the demo's stage count."""
+
+    def __init__(self, progress: CommandProgress, name: str, index: int, stages: int) -> None:
+        self.progress, self.name, self.index, self.stages = progress, name, index, stages
+
+    def __call__(self, message: str) -> None:
+        self.progress.stage(f"{self.name}: {message}", total=self.stages, completed=self.index)
+
+    def detail(self, message: str) -> None:
+        self.progress.update(self.index, description=f"{self.name}: {message}")
+
+
+Stage = tuple[str, Callable[[dict, _Report], Any]]
 
 
 def _stages(out: Path, photos: int, users: int, seed: int, master: str | None,
@@ -32,41 +47,41 @@ def _stages(out: Path, photos: int, users: int, seed: int, master: str | None,
     def spark():
         return get_spark(master=master)
 
-    def sample(ctx: dict, notify: Notify) -> None:
+    def sample(ctx: dict, notify: _Report) -> None:
         from wanderlens.data.sample import generate_sample
 
         generate_sample(out / "sample", photos=photos, users=users, seed=seed)
         ctx["sample"] = out / "sample"
 
-    def ingest(ctx: dict, notify: Notify) -> None:
+    def ingest(ctx: dict, notify: _Report) -> None:
         from wanderlens.data.ingest import ingest as run_ingest
 
         run_ingest(spark(), out / "sample" / "manifest.csv", out / "ingested")
         ctx["photos table"] = out / "ingested" / "photos"
         ctx["quarantine"] = out / "ingested" / "quarantine"
 
-    def featurize(ctx: dict, notify: Notify) -> None:
+    def featurize(ctx: dict, notify: _Report) -> None:
         from wanderlens.features.featurize import featurize as run_featurize
 
         run_featurize(spark(), out / "ingested", out / "features", config, progress=notify)
         ctx["features table"] = out / "features" / "features"
 
-    def train(ctx: dict, notify: Notify) -> None:
+    def train(ctx: dict, notify: _Report) -> None:
         from wanderlens.mtl.train import train_from_config
 
         train_from_config(spark(), out / "features", config, out / "model",
-                          progress=lambda rec: notify(f"epoch {rec['epoch']}"))
+                          progress=lambda rec: notify.detail(f"epoch {rec['epoch']}"))
         ctx["model"] = out / "model"
 
-    def travel(ctx: dict, notify: Notify) -> None:
+    def travel(ctx: dict, notify: _Report) -> None:
         from wanderlens.travel.job import run_travel
 
         paths = run_travel(spark(), out / "features", out / "model", out / "sample" / "destinations.csv",
-                           out / "travel", progress=notify)
+                           out / "travel", config, progress=notify)
         ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
         ctx["_travel_dir"] = out / "travel"
 
-    def evaluate(ctx: dict, notify: Notify) -> None:
+    def evaluate(ctx: dict, notify: _Report) -> None:
         from wanderlens.cli.evaluation import print_result
         from wanderlens.evaluation.job import evaluate_job
 
@@ -75,7 +90,7 @@ def _stages(out: Path, photos: int, users: int, seed: int, master: str | None,
         print_result(result, console)
         ctx["report"] = result.report
 
-    def register(ctx: dict, notify: Notify) -> None:
+    def register(ctx: dict, notify: _Report) -> None:
         from wanderlens.serving.registry import ModelRegistry
 
         registry = ModelRegistry(out / "registry")
@@ -138,7 +153,7 @@ def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, mast
         for i, (name, stage) in enumerate(stages):
             progress.stage(name, total=len(stages), completed=i)
             t0 = time.perf_counter()
-            stage(ctx, lambda msg, name=name, i=i: progress.stage(f"{name}: {msg}", total=len(stages), completed=i))
+            stage(ctx, _Report(progress, name, i, len(stages)))
             timings[name] = time.perf_counter() - t0
         progress.update(len(stages), description="done")
     _print_outputs(ctx, timings)

@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a multi-task model (architecture, tasks and loss weighting from the config) and save it."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from wanderlens.cli.progress import CommandProgress
         from wanderlens.config import load_config
         from wanderlens.mtl.train import train_from_config
         from wanderlens.session import get_spark
@@ -31,17 +31,16 @@ def register(app: typer.Typer) -> None:
         epochs = cfg.training.epochs
         console = Console(stderr=True)
         spark = get_spark(master=master)
-        with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), console=console) as bar:
-            job = bar.add_task("checking input and writing shards", total=epochs)
+        with CommandProgress("train", console, total=epochs, spark=spark, log_stages=False) as bar:
+            bar.stage("checking input and writing shards", total=epochs)
 
             def on_epoch(rec: dict[str, Any]) -> None:
                 losses = " ".join(f"{k}={v:.4f}" for k, v in rec["loss"].items())
                 extra = f" val_loss={rec['val_loss']:.4f}" if "val_loss" in rec else ""
-                bar.update(job, completed=rec["epoch"], description=f"epoch {rec['epoch']}: {losses}{extra}")
+                bar.update(rec["epoch"], description=f"epoch {rec['epoch']}: {losses}{extra}")
 
             model = train_from_config(spark, features, cfg, out, progress=on_epoch)
-            bar.update(job, completed=epochs if not model.history else model.history[-1]["epoch"])
+            bar.update(epochs if not model.history else model.history[-1]["epoch"])
         last = model.history[-1] if model.history else {}
         val = " ".join(f"{t}:{ {k: round(v, 4) for k, v in m.items() if k != 'n'} }"
                        for t, m in last.get("val", {}).items())

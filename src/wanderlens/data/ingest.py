@@ -103,20 +103,30 @@ def check_columns(columns: list[str], specs: dict[str, LabelSpec], manifest: str
             f"manifest {manifest} lacks label column(s) {', '.join(undeclared)} declared in the "
             f"label declaration; columns present: {', '.join(columns)}"
         )
-    seen: dict[str, str] = {}
-    for c in columns:
-        if c.lower() in seen:
-            raise InputError(
-                f"manifest {manifest}: columns {seen[c.lower()]!r} and {c!r} differ only in case or surrounding "
-                f"spaces, which Spark treats as the same column; rename one"
-            )
-        seen[c.lower()] = c
+    check_distinct(columns, manifest)
     reserved = [c for c in columns if c.lower() in RESERVED_COLUMNS]
     if reserved:
         raise InputError(
             f"manifest {manifest}: column(s) {', '.join(repr(c) for c in reserved)} are reserved (ingestion adds "
             f"{', '.join(RESERVED_COLUMNS[:9])}); rename them"
         )
+
+
+def check_distinct(columns: list[str], manifest: str) -> None:
+    """Refuse column names Spark cannot tell apart (case, surrounding spaces) or cannot pass to Python UDFs."""
+    seen: dict[str, str] = {}
+    for c in columns:
+        key = c.lstrip("\ufeff").strip().lower()
+        if key in seen:
+            raise InputError(
+                f"manifest {manifest}: columns {seen[key]!r} and {c!r} differ only in case or surrounding "
+                f"spaces, which Spark treats as the same column; rename one"
+            )
+        seen[key] = c
+        if "`" in c:
+            raise InputError(
+                f"manifest {manifest}: column {c!r} has a backtick (`), which Spark cannot carry; rename it"
+            )
 
 
 def _col(name: str) -> Column:
@@ -154,6 +164,8 @@ def read_manifest(spark: SparkSession, manifest: str | Path) -> DataFrame:
     try:
         if fmt == "csv":
             header = _local_csv_header(path)
+            if header is not None:
+                check_distinct(header, path)
             reader = spark.read if header is None else spark.read.schema(_all_strings(header))
             df = (
                 reader.option("header", True)
