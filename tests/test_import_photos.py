@@ -302,8 +302,6 @@ def test_manifest_ingests_unchanged(imported, ingested, spark):
     assert got["carol/sydney.jpg"]["latitude"] == pytest.approx(SYDNEY_OPERA[0], abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="ingest's probe (data/probe.py) still opens images with Image.open on the "
-                                       "executors; it passes once it uses wanderlens.imaging.open_image (issue 15)")
 def test_manifest_ingests_with_nothing_quarantined_heic_included(ingested):
     summary, quarantined = ingested
     assert summary["rows_quarantined"] == 0, quarantined

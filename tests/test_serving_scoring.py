@@ -67,14 +67,14 @@ def test_score_rejects_missing_folder(serving_registry, tmp_path):
 
 
 def test_mlflow_export_loads_with_pyfunc(spark, serving_registry, photo_folder, tmp_path):
-    """The exported Spark-flavor model, logged to a local file store, loads with pyfunc and predicts every task."""
+    """The exported Spark-flavor model, logged to a local sqlite store, loads with pyfunc and predicts every task."""
     import mlflow
     import pandas as pd
 
     from wanderlens.serving.mlflow_export import export_to_mlflow
 
     uri = export_to_mlflow(ModelRegistry(serving_registry), "production",
-                           tracking_uri=(tmp_path / "mlruns").as_uri())
+                           tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(uri)
     photos = sorted(p for p in photo_folder.rglob("*.jpg") if p.name != "broken.jpg")[:2]
     frame = pd.DataFrame({"photo_id": [p.name for p in photos], "image_path": [str(p) for p in photos],

@@ -4,6 +4,8 @@ Used on the executors by ingestion (in Arrow batches) and by the plain-loop base
 The pixel-count cap is checked from the header, before any pixel is decoded, so a 50,000 x 50,000 bomb costs
 nothing; JPEGs are then decoded at 1/8 scale (draft mode), which still reads every byte and so finds truncation.
 Pillow's own bomb limit (a process-wide global) is lifted only inside `pillow_pixel_limit`, never left changed.
+Files are opened through `wanderlens.imaging.open_image`, so HEIC/HEIF phone photos are probed (and fully decoded)
+like any other format instead of being quarantined as not images.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from wanderlens.data.schema import (
     REASON_FILE_MISSING,
     REASON_NOT_AN_IMAGE,
 )
+from wanderlens.imaging import open_image
 
 DEFAULT_MAX_PIXELS = 100_000_000
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -110,7 +113,7 @@ def probe_image(image_path: str, max_pixels: int = DEFAULT_MAX_PIXELS, decode: b
 def _check_pixels(res: ProbeResult, source: io.BytesIO | str, path: str, max_pixels: int, decode: bool) -> ProbeResult:
     """Header, pixel cap and (cheap) decode of an opened file: fills `res` and returns it."""
     try:
-        im = Image.open(source)
+        im = open_image(source)  # HEIC/HEIF from phones too (pillow_heif registered once per worker)
     except UnidentifiedImageError:
         res.reason, res.detail = REASON_NOT_AN_IMAGE, f"{path} is not an image file Pillow can read"
         return res

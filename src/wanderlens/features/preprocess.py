@@ -1,15 +1,17 @@
 """Image decoding and preprocessing shared by the Spark path and the single-photo path.
 
 Decoding applies the EXIF orientation and converts every Pillow mode (grayscale, RGBA, palette, CMYK, 16-bit) to
-8-bit RGB, so encoders always see the same kind of input whatever the file held.
+8-bit RGB, so encoders always see the same kind of input whatever the file held. Files are opened through
+`wanderlens.imaging.open_image`, so HEIC/HEIF phone photos decode in Spark workers and in the no-Spark path alike
+(pillow_heif applies the HEIF rotation itself and resets the EXIF orientation, so nothing is rotated twice).
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image, ImageOps
+
+from wanderlens.imaging import open_image
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -43,7 +45,7 @@ def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
     `draft_size` lets JPEG decoding scale down in the DCT (much faster for big photos) while keeping both sides
     at least that many pixels.
     """
-    image = Image.open(io.BytesIO(data))
+    image = open_image(data)
     if draft_size and image.format == "JPEG":
         image.draft("RGB", (draft_size, draft_size))
     image.load()
