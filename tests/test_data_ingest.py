@@ -200,7 +200,8 @@ def test_latin1_manifest_is_refused_naming_the_byte_not_silently_mangled(spark, 
     assert ingest(spark, manifest, tmp_path / "out")["rows_kept"] == 1
 
 
-@pytest.mark.parametrize("extra", ["Photo_ID", "WIDTH", "sha256", "image_path", "Detail", " caption", "a`b"])
+@pytest.mark.parametrize("extra", ["Photo_ID", "WIDTH", "sha256", "image_path", "Detail", " caption", "a`b",
+                                   "exif.make"])
 def test_columns_that_clash_by_case_or_with_added_ones_are_refused_clearly(spark, tmp_path, extra):
     _good_jpeg(tmp_path / "a.jpg")
     manifest = tmp_path / "m.csv"
@@ -209,16 +210,17 @@ def test_columns_that_clash_by_case_or_with_added_ones_are_refused_clearly(spark
     with pytest.raises(InputError, match=f"manifest {manifest}: column") as err:
         ingest(spark, manifest, tmp_path / "out")
     assert extra.strip() in str(err.value) and "rename" in str(err.value)
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_odd_names_nan_regression_labels_and_colons_in_file_names(spark, tmp_path):
     _good_jpeg(tmp_path / "a:b.jpg")  # a relative file name with a colon is not a URI
     manifest = tmp_path / "m.jsonl"
-    rows = [{"photo_id": "p1", "user_id": "u", "image": "a:b.jpg", "sco.re": "1.5", "odd col.x": "v"},
-            {"photo_id": "p2", "user_id": "u", "image": "a:b.jpg", "sco.re": "NaN", "odd col.x": "v"},
-            {"photo_id": "p3", "user_id": "u", "image": "a:b.jpg", "sco.re": "-Infinity", "odd col.x": "v"}]
+    rows = [{"photo_id": "p1", "user_id": "u", "image": "a:b.jpg", "sco re": "1.5", "odd col x": "v"},
+            {"photo_id": "p2", "user_id": "u", "image": "a:b.jpg", "sco re": "NaN", "odd col x": "v"},
+            {"photo_id": "p3", "user_id": "u", "image": "a:b.jpg", "sco re": "-Infinity", "odd col x": "v"}]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    summary = ingest(spark, manifest, tmp_path / "out", labels={"sco.re": {"type": "regression"}})
+    summary = ingest(spark, manifest, tmp_path / "out", labels={"sco re": {"type": "regression"}})
     assert (summary["rows_kept"], summary["by_reason"]) == (1, {"unknown_label": 2})
     row = spark.read.parquet(str(tmp_path / "out" / "photos")).first()
-    assert (row["photo_id"], row["sco.re"], row["odd col.x"], row["format"]) == ("p1", 1.5, "v", "JPEG")
+    assert (row["photo_id"], row["sco re"], row["odd col x"], row["format"]) == ("p1", 1.5, "v", "JPEG")

@@ -264,8 +264,8 @@ def _whole_file_problem(m: dict, manifest: Path) -> str | None:
     if m["fmt"] == "jsonl" and not m["rows"]:
         return "missing required column"
     problems = [m["clash"].strip()] if m["clash"] else []
-    if any("`" in name for name in m["extras"]):
-        problems.append("backtick")
+    if any("`" in name or "." in name for name in m["extras"]):
+        problems.append("dot or backtick")
     return "|".join(problems) or None
 
 

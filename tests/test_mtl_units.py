@@ -152,7 +152,7 @@ def test_unknown_architecture_and_weighting():
     with pytest.raises(ConfigError, match="unknown architecture"):
         build_network({"name": "transformer"}, DIM, [1])
     with pytest.raises(ConfigError, match="unknown loss weighting"):
-        build_weighting("pcgrad", 2)
+        build_weighting("magic", 2)
 
 
 def constant_baseline(test) -> list[float]:
@@ -194,7 +194,7 @@ def test_each_architecture_and_weighting_beats_constant(shards, arch, weighting)
     assert got[2] > const[2] + 0.05, got
     assert got[3] < 0.8 * const[3], got
     weights = res["history"][-1]["weights"]
-    if weighting == "equal":
+    if weighting in ("equal", "pcgrad", "cagrad"):  # the gradient-conflict methods keep weights 1
         assert set(weights.values()) == {1.0}
     else:
         assert len(set(round(w, 6) for w in weights.values())) > 1  # the strategy moved the weights
@@ -274,3 +274,104 @@ def test_training_run_pickles_and_fingerprints(shards):
     assert longer.fingerprint() == run.fingerprint()
     other = dataclasses.replace(run, training=run.training.model_copy(update={"learning_rate": 0.5}))
     assert other.fingerprint() != run.fingerprint()
+
+
+def test_pcgrad_projects_exactly_conflicting_gradients():
+    """Two conflicting gradients: each is projected onto the other's normal plane, then they are summed."""
+    from wanderlens.mtl.weighting import pcgrad
+
+    g1, g2 = torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    expected = (g1 - (g1 @ g2) / (g2 @ g2) * g2) + (g2 - (g2 @ g1) / (g1 @ g1) * g1)
+    for order in ([0, 1], [1, 0]):
+        torch.testing.assert_close(pcgrad(torch.stack([g1, g2]), order), expected)
+    torch.testing.assert_close(expected, torch.tensor([-0.5, 1.5], dtype=torch.float64))
+    # exactly opposite gradients cancel; agreeing gradients are summed unchanged
+    torch.testing.assert_close(pcgrad(torch.stack([g1, -g1])), torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(pcgrad(torch.stack([g1, 2 * g1])), 3 * g1)
+
+
+def test_cagrad_without_conflict_is_the_summed_gradient_and_with_conflict_helps_both():
+    from wanderlens.mtl.weighting import cagrad
+
+    g = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(cagrad(g, 0.0), g.sum(0))
+    conflict = torch.tensor([[1.0, 0.2], [-0.5, 1.0]], dtype=torch.float64)
+    d = cagrad(conflict, 0.5)
+    assert float(conflict[0] @ d) > 0 and float(conflict[1] @ d) > 0
+
+
+def test_pcgrad_hook_writes_projected_shared_gradient():
+    """Through the trainer's hook: the shared parameters get the PCGrad combination, the rest the summed loss's
+    gradient."""
+    from wanderlens.mtl.weighting import TaskStep, flat_task_gradients, pcgrad
+
+    torch.manual_seed(0)
+    net = build_network({"name": "shared_bottom", "expert_hidden": [8], "tower_hidden": [4]}, DIM,
+                        [t.num_outputs for t in TASKS])
+    x, ys, ms = synthetic(64, 8)
+    losses, counts = compute_losses(TASKS, net(torch.from_numpy(x)), [torch.from_numpy(y) for y in ys],
+                                    [torch.from_numpy(m) for m in ms], [None] * 4)
+    step = TaskStep(losses, counts > 0, net.shared_parameters(), lambda t: t)
+    grads, _ = flat_task_gradients(step)
+    tower = list(net.towers[0].parameters())
+    expected_tower = torch.autograd.grad(losses.sum(), tower, retain_graph=True)
+    weighting = build_weighting("pcgrad", 4)
+    order = torch.randperm(4, generator=torch.Generator().manual_seed(0)).tolist()
+    weighting.backward(step)
+    got = torch.cat([p.grad.reshape(-1) for p in step.shared]).double()
+    torch.testing.assert_close(got, pcgrad(grads, order).float().double())
+    for p, e in zip(tower, expected_tower, strict=True):
+        torch.testing.assert_close(p.grad, e)
+
+
+def test_lr_schedules_and_modality_dropout():
+    from wanderlens.mtl.trainer import drop_modalities, lr_factor
+
+    cos = TrainingConfig(epochs=10, lr_schedule="cosine", warmup_epochs=1)
+    assert lr_factor(cos, 0, 10) == pytest.approx(0.1)
+    assert lr_factor(cos, 9, 10) == pytest.approx(1.0)
+    assert lr_factor(cos, 10, 10) == pytest.approx(1.0)
+    assert lr_factor(cos, 55, 10) == pytest.approx(0.5)
+    assert lr_factor(cos, 99, 10) < 0.01
+    one = TrainingConfig(epochs=10, lr_schedule="onecycle")
+    assert lr_factor(one, 0, 10) == pytest.approx(1 / 25) and lr_factor(one, 30, 10) == pytest.approx(1.0)
+    assert lr_factor(TrainingConfig(epochs=10), 50, 10) == 1.0
+
+    torch.manual_seed(0)
+    x = torch.ones(2000, 7)  # blocks [0, 3) flag 5 and [3, 5) flag 6
+    x[:10, 3:5] = 0.0
+    x[:10, 6] = 0.0  # the first rows have no second block
+    out = drop_modalities(x, [[0, 3, 5], [3, 5, 6]], 0.3)
+    a_gone, b_gone = out[:, 5] == 0, out[:, 6] == 0
+    assert torch.all(out[a_gone, 0:3] == 0) and torch.all(out[b_gone, 3:5] == 0)
+    assert not torch.any(a_gone & b_gone)  # a row keeps at least one block
+    assert not torch.any(a_gone[:10])  # the only block of a row is never blanked
+    assert 0.2 < float(a_gone[10:].double().mean()) < 0.4
+    assert torch.all(x == torch.where(torch.arange(7) < 10, 1.0, 1.0))  # the input is not modified in place
+
+
+def test_label_smoothing_raises_the_loss_of_confident_right_answers():
+    from wanderlens.mtl.losses import task_loss
+
+    t = TaskSpec("h", "binary")
+    z, y, m = torch.tensor([[8.0]]), torch.tensor([1.0]), torch.tensor([1.0])
+    assert task_loss(t, z, y, m, smoothing=0.1)[0] > task_loss(t, z, y, m)[0]
+
+
+def test_thresholds_and_temperature():
+    from wanderlens.mtl.calibration import f1_threshold, fit_calibration, fit_temperature
+
+    thr, f1 = f1_threshold(np.array([0.9, 0.8, 0.3, 0.2, 0.1]), np.array([1, 1, 1, 0, 0]))
+    assert 0.2 < thr < 0.3 and f1 == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    logit = (2 * y - 1) * 1.0 + rng.normal(size=4000)  # true logit scale 2; overconfident x3 below
+    t = fit_temperature("binary", 3 * 2 * logit[:, None], y)
+    assert 2.5 < t < 3.5
+    tasks = [TaskSpec("h", "binary"), TaskSpec("a", "multilabel", classes=["p", "q"])]
+    z_ml = rng.normal(size=(4000, 2)) + 2 * (rng.random((4000, 2)) < 0.2) - 1.5
+    y_ml = (z_ml > -0.5).astype(float)
+    cal = fit_calibration(tasks, [6 * logit[:, None], z_ml], [y, y_ml], [np.ones(4000), np.ones(4000)],
+                          True, "per_label")
+    assert set(cal) == {"h", "a"} and 2.5 < cal["h"]["temperature"] < 3.5
+    assert len(cal["a"]["threshold"]) == 2

@@ -75,12 +75,21 @@ class ModelConfig(Section):
     num_shared_experts: int = Field(2, ge=0, description="PLE shared experts per level")
     num_levels: int = Field(1, ge=1, description="PLE extraction levels")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in experts and towers")
+    layer_norm: bool = Field(False, description="LayerNorm after each hidden Linear of experts and towers")
+    categorical_cols: list[str] = Field([], description="categorical columns, each a learned embedding (mtl.tabular)")
+    numeric_cols: list[str] = Field([], description="numeric columns, each through a numeric feature embedding")
+    embedding_dim: int = Field(8, ge=1, description="width of each categorical / numeric embedding")
+    numeric_embedding: Literal["none", "piecewise", "periodic"] = Field(
+        "piecewise", description="numeric columns: standardised value, piecewise-linear on quantile bins, or periodic")
+    numeric_bins: int = Field(16, ge=1, description="quantile bins (piecewise) or frequencies (periodic) per column")
+    periodic_sigma: float = Field(0.1, gt=0.0, description="initial spread of the periodic embedding's frequencies")
 
 
 class TrainingConfig(Section):
     """How the network is trained (MultiTaskClassifier training Params)."""
 
-    loss_weighting: Literal["equal", "uncertainty", "gradnorm", "dwa"] = "equal"
+    loss_weighting: Literal["equal", "uncertainty", "gradnorm", "dwa", "pcgrad", "cagrad"] = "equal"
+    cagrad_c: float = Field(0.5, ge=0.0, description="CAGrad conflict-averse radius c")
     gradnorm_alpha: float = Field(1.5, description="GradNorm asymmetry alpha")
     dwa_temperature: float = Field(2.0, gt=0.0, description="DWA temperature")
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -97,6 +106,22 @@ class TrainingConfig(Section):
     seed: int = 0
     num_processes: int = Field(1, ge=1, description="1: in-process; more: TorchDistributor (DDP over gloo)")
     checkpoint_dir: str = Field("", description="folder that makes the fit resumable (empty: none)")
+    lr_schedule: Literal["constant", "cosine", "onecycle"] = Field(
+        "constant", description="per-step learning-rate schedule (after warm-up)")
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear learning-rate warm-up, in epochs")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="label smoothing of classification targets")
+    modality_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="chance that a modality block of a training row "
+                                    "is blanked (with its presence flag); needs modality_blocks")
+    modality_blocks: list[list[int]] = Field([], description="input blocks as [start, stop, presence index or -1] "
+                                             "column slices of the concatenated features (empty: none known)")
+    per_task_selection: bool = Field(True, description="each task keeps the weights of its own best validation "
+                                     "epoch (needs validation rows)")
+    calibration: bool = Field(True, description="temperature scaling of binary/multiclass probabilities, fitted on "
+                              "the validation rows")
+    thresholds: Literal["none", "global", "per_label"] = Field(
+        "global", description="decision thresholds learned on validation: binary tasks per task; multilabel tasks "
+        "one micro-F1 threshold (global) or one per label")
+    num_models: int = Field(1, ge=1, description="seed ensemble: average the probabilities of this many networks")
 
 
 class SplitConfig(Section):
@@ -197,6 +222,46 @@ class PhotosConfig(Section):
     verify_pixels: bool = Field(False, description="decode every photo to find corrupt data (slower)")
 
 
+_TUNABLE = {"model", "training"}
+# Settings a trial cannot change: they decide the shards and the input encoding, which are written once per search.
+_FIXED_IN_SEARCH = {"features_cols", "categorical_cols", "numeric_cols", "numeric_bins", "num_processes",
+                    "checkpoint_dir", "validation_fraction", "validation_indicator_col"}
+
+
+class TuningConfig(Section):
+    """`wanderlens tune`: a hyperparameter search (optuna TPE; trials run as Spark tasks on the executors).
+
+    `space` maps `section.key` (of `model` or `training`) to a list of choices, or to `{low, high, log, step}`
+    (a float range; an int range when low and high are ints).
+    """
+
+    trials: int = Field(20, ge=1, description="trials in all")
+    parallelism: int = Field(2, ge=1, description="trials asked at once and run side by side as Spark tasks")
+    space: dict[str, Any] = Field(default_factory=dict, description="search space: section.key -> choices | range")
+    metric: str = Field("mean", description="'mean' (mean main validation metric over tasks) or a task name")
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="validation rows when `training` holds "
+                                       "none out")
+    seed: int = Field(0, description="sampler seed")
+
+    @model_validator(mode="after")
+    def _check_space(self) -> TuningConfig:
+        for key, dom in self.space.items():
+            section, _, name = key.partition(".")
+            fields = (ModelConfig if section == "model" else TrainingConfig).model_fields
+            if section not in _TUNABLE or name not in fields:
+                raise ValueError(f"space key {key!r}: use model.<key> or training.<key> of an existing setting")
+            if name in _FIXED_IN_SEARCH:
+                raise ValueError(f"space key {key!r}: fixed for a whole search (set it in its section)")
+            if isinstance(dom, dict):
+                if set(dom) - {"low", "high", "log", "step"} or not {"low", "high"} <= set(dom):
+                    raise ValueError(f"space key {key!r}: a range is {{low, high, log, step}}, got {sorted(dom)}")
+                if not dom["low"] < dom["high"]:
+                    raise ValueError(f"space key {key!r}: low must be below high")
+            elif not isinstance(dom, list) or not dom:
+                raise ValueError(f"space key {key!r}: give a non-empty list of choices or a {{low, high}} range")
+        return self
+
+
 class WanderlensConfig(Section):
     """A whole wanderlens config file."""
 
@@ -208,6 +273,7 @@ class WanderlensConfig(Section):
     travel: TravelConfig = TravelConfig()
     serving: ServingConfig = ServingConfig()
     photos: PhotosConfig = PhotosConfig()
+    tuning: TuningConfig = TuningConfig()
 
     def estimator_params(self, exclude: set[str] | None = None) -> dict[str, Any]:
         """MultiTaskClassifier Params (camelCase) from the `model` and `training` sections."""
@@ -285,6 +351,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 __all__ = [
     "DescriptionConfig", "EvaluationConfig", "FeaturesConfig", "ModelConfig", "PhotosConfig", "ServingConfig",
-    "TrainingConfig", "TravelConfig",
+    "TrainingConfig", "TravelConfig", "TuningConfig",
     "WanderlensConfig", "apply_overrides", "load_config", "param_name", "parse_config", "read_config_file",
 ]

@@ -113,7 +113,7 @@ def check_columns(columns: list[str], specs: dict[str, LabelSpec], manifest: str
 
 
 def check_distinct(columns: list[str], manifest: str) -> None:
-    """Refuse column names Spark cannot tell apart (case, surrounding spaces) or cannot pass to Python UDFs."""
+    """Refuse column names Spark cannot tell apart (case, surrounding spaces) or cannot pass to `mapInPandas`."""
     seen: dict[str, str] = {}
     for c in columns:
         key = c.lstrip("\ufeff").strip().lower()
@@ -123,9 +123,9 @@ def check_distinct(columns: list[str], manifest: str) -> None:
                 f"spaces, which Spark treats as the same column; rename one"
             )
         seen[key] = c
-        if "`" in c:
+        if "`" in c or "." in c:  # Spark's mapInPandas (the image probe) cannot resolve such names
             raise InputError(
-                f"manifest {manifest}: column {c!r} has a backtick (`), which Spark cannot carry; rename it"
+                f"manifest {manifest}: column {c!r} has a dot or backtick, which Spark cannot carry; rename it"
             )
 
 

@@ -28,6 +28,7 @@ class ArchConfig:
     num_shared_experts: int = 2
     num_levels: int = 1
     dropout: float = 0.0
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ARCHITECTURES:
@@ -42,11 +43,11 @@ class ArchConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-def mlp(in_dim: int, widths: list[int], dropout: float) -> nn.Sequential:
-    """Linear + ReLU (+ dropout) per width."""
+def mlp(in_dim: int, widths: list[int], dropout: float, layer_norm: bool = False) -> nn.Sequential:
+    """Linear (+ LayerNorm) + ReLU (+ dropout) per width."""
     layers: list[nn.Module] = []
     for w in widths:
-        layers += [nn.Linear(in_dim, int(w)), nn.ReLU()]
+        layers += [nn.Linear(in_dim, int(w)), *([nn.LayerNorm(int(w))] if layer_norm else []), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         in_dim = int(w)
@@ -61,13 +62,23 @@ def _last_linear(module: nn.Module) -> list[nn.Parameter]:
 class Tower(nn.Module):
     """Task head: an MLP then a linear output layer of the task's width."""
 
-    def __init__(self, in_dim: int, widths: list[int], out_dim: int, dropout: float) -> None:
+    def __init__(self, in_dim: int, widths: list[int], out_dim: int, dropout: float, layer_norm: bool = False) -> None:
         super().__init__()
-        self.body = mlp(in_dim, widths, dropout)
+        self.body = mlp(in_dim, widths, dropout, layer_norm)
         self.out = nn.Linear(widths[-1] if widths else in_dim, out_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(h))
+
+
+def _expert(cfg: ArchConfig, in_dim: int) -> nn.Sequential:
+    """An expert (or bottom) MLP of the configured widths."""
+    return mlp(in_dim, cfg.expert_hidden, cfg.dropout, cfg.layer_norm)
+
+
+def _tower(cfg: ArchConfig, in_dim: int, out_dim: int) -> Tower:
+    """A task tower of the configured widths."""
+    return Tower(in_dim, cfg.tower_hidden, out_dim, cfg.dropout, cfg.layer_norm)
 
 
 class MultiTaskNet(nn.Module):
@@ -82,8 +93,8 @@ class SingleTaskNets(MultiTaskNet):
 
     def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
         super().__init__()
-        self.bottoms = nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in outs)
-        self.towers = nn.ModuleList(Tower(cfg.expert_hidden[-1], cfg.tower_hidden, o, cfg.dropout) for o in outs)
+        self.bottoms = nn.ModuleList(_expert(cfg, in_dim) for _ in outs)
+        self.towers = nn.ModuleList(_tower(cfg, cfg.expert_hidden[-1], o) for o in outs)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [tower(bottom(x)) for bottom, tower in zip(self.bottoms, self.towers, strict=True)]
@@ -97,8 +108,8 @@ class SharedBottom(MultiTaskNet):
 
     def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
         super().__init__()
-        self.bottom = mlp(in_dim, cfg.expert_hidden, cfg.dropout)
-        self.towers = nn.ModuleList(Tower(cfg.expert_hidden[-1], cfg.tower_hidden, o, cfg.dropout) for o in outs)
+        self.bottom = _expert(cfg, in_dim)
+        self.towers = nn.ModuleList(_tower(cfg, cfg.expert_hidden[-1], o) for o in outs)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         h = self.bottom(x)
@@ -113,9 +124,9 @@ class MMoE(MultiTaskNet):
 
     def __init__(self, in_dim: int, outs: list[int], cfg: ArchConfig) -> None:
         super().__init__()
-        self.experts = nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in range(cfg.num_experts))
+        self.experts = nn.ModuleList(_expert(cfg, in_dim) for _ in range(cfg.num_experts))
         self.gates = nn.ModuleList(nn.Linear(in_dim, cfg.num_experts) for _ in outs)
-        self.towers = nn.ModuleList(Tower(cfg.expert_hidden[-1], cfg.tower_hidden, o, cfg.dropout) for o in outs)
+        self.towers = nn.ModuleList(_tower(cfg, cfg.expert_hidden[-1], o) for o in outs)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         e = torch.stack([expert(x) for expert in self.experts], dim=1)  # [B, E, H]
@@ -136,9 +147,9 @@ class _CGCLevel(nn.Module):
         super().__init__()
         k, s = cfg.num_experts, cfg.num_shared_experts
         self.task_experts = nn.ModuleList(
-            nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in range(k)) for _ in range(n_tasks)
+            nn.ModuleList(_expert(cfg, in_dim) for _ in range(k)) for _ in range(n_tasks)
         )
-        self.shared_experts = nn.ModuleList(mlp(in_dim, cfg.expert_hidden, cfg.dropout) for _ in range(s))
+        self.shared_experts = nn.ModuleList(_expert(cfg, in_dim) for _ in range(s))
         self.task_gates = nn.ModuleList(nn.Linear(in_dim, k + s) for _ in range(n_tasks))
         self.shared_gate = None if last else nn.Linear(in_dim, n_tasks * k + s)
 
@@ -168,7 +179,7 @@ class PLE(MultiTaskNet):
             _CGCLevel(in_dim if i == 0 else h, len(outs), cfg, last=i == cfg.num_levels - 1)
             for i in range(cfg.num_levels)
         )
-        self.towers = nn.ModuleList(Tower(h, cfg.tower_hidden, o, cfg.dropout) for o in outs)
+        self.towers = nn.ModuleList(_tower(cfg, h, o) for o in outs)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         task_in, shared = [x] * len(self.towers), x
@@ -191,5 +202,9 @@ _FAMILIES: dict[str, type[MultiTaskNet]] = {
 def build_network(cfg: ArchConfig | dict[str, Any], in_dim: int, outs: list[int]) -> MultiTaskNet:
     """Instantiate the architecture named in `cfg` for `in_dim` inputs and one output width per task."""
     if isinstance(cfg, dict):
-        cfg = ArchConfig(**cfg)
+        if cfg.get("tabular"):  # categorical / numeric embeddings in front (wanderlens.mtl.tabular)
+            from wanderlens.mtl.tabular import TabularNet
+
+            return TabularNet(cfg, in_dim, outs)
+        cfg = ArchConfig(**{k: v for k, v in cfg.items() if k != "tabular"})
     return _FAMILIES[cfg.name](in_dim, outs, cfg)

@@ -7,7 +7,9 @@ loaded once per Python worker, giving MLlib-shaped `<task>_prediction`, `_probab
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import torch
 from pydantic import ValidationError
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
@@ -36,18 +39,21 @@ from wanderlens.config import ModelConfig, Section, TrainingConfig, param_name
 from wanderlens.errors import ConfigError, InputError
 from wanderlens.io import write_json
 from wanderlens.mtl.architectures import ARCHITECTURES, ArchConfig
+from wanderlens.mtl.calibration import fit_calibration
 from wanderlens.mtl.data import (
     FEATURES,
     class_weights,
     encode,
     feature_array,
     infer_classes,
+    read_shard,
     validate_input,
     write_shards,
 )
 from wanderlens.mtl.local import LocalMultiTaskModel, cached_model, torch_threads
+from wanderlens.mtl.tabular import TABULAR, HasTabularInputs
 from wanderlens.mtl.tasks import TaskSpec, label_index_expr, parse_tasks
-from wanderlens.mtl.trainer import TrainingRun, run_training
+from wanderlens.mtl.trainer import TrainingRun, load_state, run_training
 from wanderlens.mtl.weighting import WEIGHTINGS
 from wanderlens.persistence import DataStage
 
@@ -63,7 +69,14 @@ def _to_tasks(value: Any) -> list[dict[str, Any]]:
     return [t.to_dict() for t in parse_tasks(list(value))]
 
 
-class _MultiTaskParams(HasSeed):
+def _to_blocks(value: Any) -> list[list[int]]:
+    """Type converter of `modalityBlocks`: a list of [start, stop, presence index or -1] integer triples."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [[int(v) for v in block] for block in value]
+
+
+class _MultiTaskParams(HasSeed, HasTabularInputs):
     """Params shared by the estimator and the model."""
 
     featuresCols = Param(Params._dummy(), "featuresCols", "feature columns (vectors, numeric arrays or numbers), "
@@ -109,6 +122,28 @@ class _MultiTaskParams(HasSeed):
     checkpointDir = Param(Params._dummy(), "checkpointDir", "folder for per-epoch checkpoints and the training "
                           "shards; a fit resumes from it (empty: no checkpoints)",
                           typeConverter=TypeConverters.toString)
+    layerNorm = Param(Params._dummy(), "layerNorm", "LayerNorm after each hidden Linear",
+                      typeConverter=TypeConverters.toBoolean)
+    cagradC = Param(Params._dummy(), "cagradC", "CAGrad radius c", typeConverter=TypeConverters.toFloat)
+    lrSchedule = Param(Params._dummy(), "lrSchedule", "constant | cosine | onecycle (per step, after warm-up)",
+                       typeConverter=TypeConverters.toString)
+    warmupEpochs = Param(Params._dummy(), "warmupEpochs", "linear learning-rate warm-up in epochs",
+                         typeConverter=TypeConverters.toFloat)
+    labelSmoothing = Param(Params._dummy(), "labelSmoothing", "label smoothing of classification targets",
+                           typeConverter=TypeConverters.toFloat)
+    modalityDropout = Param(Params._dummy(), "modalityDropout", "chance a modality block of a training row is "
+                            "blanked with its presence flag (needs modalityBlocks)",
+                            typeConverter=TypeConverters.toFloat)
+    modalityBlocks = Param(Params._dummy(), "modalityBlocks", "input blocks as [start, stop, presence index or -1] "
+                           "column slices of the concatenated features", typeConverter=_to_blocks)
+    perTaskSelection = Param(Params._dummy(), "perTaskSelection", "each task keeps its own best validation epoch's "
+                             "weights", typeConverter=TypeConverters.toBoolean)
+    calibration = Param(Params._dummy(), "calibration", "temperature scaling fitted on the validation rows",
+                        typeConverter=TypeConverters.toBoolean)
+    thresholds = Param(Params._dummy(), "thresholds", "none | global | per_label decision thresholds learned on "
+                       "the validation rows", typeConverter=TypeConverters.toString)
+    numModels = Param(Params._dummy(), "numModels", "seed ensemble size (probabilities averaged)",
+                      typeConverter=TypeConverters.toInt)
 
     def __init__(self) -> None:
         super().__init__()
@@ -161,14 +196,14 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         cfg = ArchConfig(
             name=model.architecture, expert_hidden=model.expert_hidden, tower_hidden=model.tower_hidden,
             num_experts=model.num_experts, num_shared_experts=model.num_shared_experts, num_levels=model.num_levels,
-            dropout=model.dropout,
+            dropout=model.dropout, layer_norm=model.layer_norm,
         )
         return dict(cfg.__dict__)
 
     def _split(self, dataset: DataFrame, tasks: list[TaskSpec], training: TrainingConfig,
                ) -> tuple[DataFrame, DataFrame | None]:
         """Encoded training rows and validation rows (by indicator column, random fraction, or none)."""
-        feature_cols = self.getOrDefault(self.featuresCols)
+        feature_cols = self._input_cols()
         vcol = training.validation_indicator_col
         if vcol:
             if vcol not in dataset.columns:
@@ -183,6 +218,19 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
             return train_df, val_df
         return table, None
 
+    def _train_members(self, dataset: DataFrame, run: TrainingRun) -> list[dict[str, Any]]:
+        """Train the network, or the `numModels` seed-ensemble members: side by side as Spark tasks when each
+        trains in one process (they read the shards from the work folder, which must be readable by the
+        executors: a shared `checkpointDir` on a cluster), else one after the other."""
+        n, n_proc = run.training.num_models, run.training.num_processes
+        if n == 1:
+            return [run_training(run, self._progress) if n_proc == 1 else _train_one(run)]
+        runs = [member_run(run, k) for k in range(n)]
+        if n_proc > 1:
+            return [_train_one(r) for r in runs]
+        sc = dataset.sparkSession.sparkContext
+        return sc.parallelize(runs, n).map(_train_one).collect()
+
     def _fit(self, dataset: DataFrame) -> MultiTaskModel:
         if not self.isDefined(self.tasks):
             raise ConfigError("MultiTaskClassifier needs tasks (setTasks / tasks=[...])")
@@ -192,10 +240,11 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
             raise ConfigError(f"monitor {training.monitor!r} must be 'loss', 'metric' or a task name "
                               f"({[t.name for t in tasks]})")
         arch = self._arch_config()
+        dataset = self._fit_tabular(dataset, arch)
         tasks = infer_classes(dataset, tasks)
-        summary = validate_input(dataset, self.getOrDefault(self.featuresCols), tasks)
+        summary = validate_input(dataset, self._input_cols(), tasks)
         train_df, val_df = self._split(dataset, tasks, training)
-        n_proc, ckpt = training.num_processes, training.checkpoint_dir
+        ckpt = training.checkpoint_dir
         work = os.path.join(ckpt, "data") if ckpt else tempfile.mkdtemp(prefix="wanderlens-mtl-")
         run = TrainingRun(
             tasks=[t.to_dict() for t in tasks], arch=arch, training=training, input_dim=summary.input_dim,
@@ -204,22 +253,68 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         )
         try:
             _write_training_data(train_df, val_df, work, run)
-            if n_proc == 1:
-                result = run_training(run, self._progress)
-            else:
-                from pyspark.ml.torch.distributor import TorchDistributor
-
-                result = TorchDistributor(num_processes=n_proc, local_mode=False, use_gpu=False).run(
-                    run_training, run)
+            results = self._train_members(dataset, run)
+            weights = _serialize({"members": [load_state(r["state"]) for r in results]})
+            calibration = _calibrate(run, meta_for(run, results[0]), weights, training) if run.val_path else {}
         finally:
             if not ckpt:
                 shutil.rmtree(work, ignore_errors=True)
-        meta = {"tasks": run.tasks, "arch": arch, "input_dim": summary.input_dim,
-                "history": result["history"], "info": {**result["info"], "input_rows": summary.rows,
-                                                       "labelled": summary.labelled}}
-        model = MultiTaskModel()._set_state(json.dumps(meta), result["state"])
+        info = {**results[0]["info"], "input_rows": summary.rows, "labelled": summary.labelled}
+        if len(results) > 1:
+            info["members"] = [{"seed": member_run(run, k).training.seed, "best_epoch": r["info"].get("best_epoch"),
+                                "epochs": len(r["history"])} for k, r in enumerate(results)]
+        meta = {**meta_for(run, results[0]), "info": info, "calibration": calibration}
+        model = MultiTaskModel()._set_state(json.dumps(meta), weights)
         self._copyValues(model)
         return model
+
+
+def member_run(run: TrainingRun, k: int) -> TrainingRun:
+    """Member `k` of a seed ensemble: seed + k, and its own checkpoint folder (member 0 is the run itself)."""
+    if k == 0:
+        return run
+    training = run.training
+    update: dict[str, Any] = {"seed": training.seed + k}
+    if training.checkpoint_dir:
+        update["checkpoint_dir"] = os.path.join(training.checkpoint_dir, f"member{k}")
+    return dataclasses.replace(run, training=training.model_copy(update=update))
+
+
+def meta_for(run: TrainingRun, result: dict[str, Any]) -> dict[str, Any]:
+    """The model metadata of a training result (tasks, architecture, input width, history, run facts)."""
+    return {"tasks": run.tasks, "arch": run.arch, "input_dim": run.input_dim, "history": result["history"],
+            "info": result["info"]}
+
+
+def _calibrate(run: TrainingRun, meta: dict[str, Any], weights: bytes, training: TrainingConfig,
+               ) -> dict[str, dict[str, Any]]:
+    """Temperatures and thresholds fitted on the validation shards (all of them, read on the driver)."""
+    if not training.calibration and training.thresholds == "none":
+        return {}
+    tasks = run.task_specs()
+    val = read_shard(str(run.val_path), 0, 1, tasks, int(run.input_dim))
+    if len(val) == 0:
+        return {}
+    local = LocalMultiTaskModel.from_bytes(json.dumps(meta), weights)
+    with torch_threads(1):
+        outputs = local.raw_outputs(val.x)
+    return fit_calibration(tasks, outputs, val.targets, val.masks, training.calibration, training.thresholds)
+
+
+def _train_one(run: TrainingRun) -> dict[str, Any]:
+    """Train one ensemble member in this process, or with TorchDistributor when it asks for several processes."""
+    if run.training.num_processes == 1:
+        return run_training(run)
+    from pyspark.ml.torch.distributor import TorchDistributor
+
+    return TorchDistributor(num_processes=run.training.num_processes, local_mode=False, use_gpu=False).run(
+        run_training, run)
+
+
+def _serialize(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
 
 
 def _write_training_data(train_df: DataFrame, val_df: DataFrame | None, work: str, run: TrainingRun) -> None:
@@ -322,18 +417,19 @@ class MultiTaskModel(Model, _MultiTaskParams, DataStage):
                     cols[f"{name}_rawPrediction"] = list(r["rawPrediction"])
                 yield pd.DataFrame(cols)
 
-        missing = [c for c in self.getOrDefault(self.featuresCols) if c not in dataset.columns]
+        dataset = self._with_tabular(dataset, meta["arch"])
+        missing = [c for c in self._input_cols() if c not in dataset.columns]
         if missing:
             raise InputError(f"feature columns {missing} are missing from the DataFrame to transform")
         tmp = "__mtl_out"
-        out = dataset.withColumn(tmp, score(feature_array(dataset, self.getOrDefault(self.featuresCols), "double")))
+        out = dataset.withColumn(tmp, score(feature_array(dataset, self._input_cols(), "double")))
         for t in tasks:
             out = out.withColumn(f"{t.name}_prediction", F.col(f"{tmp}.{t.name}_prediction"))
             if t.type != "regression":
                 out = out.withColumn(f"{t.name}_probability", array_to_vector(F.col(f"{tmp}.{t.name}_probability")))
                 out = out.withColumn(f"{t.name}_rawPrediction",
                                      array_to_vector(F.col(f"{tmp}.{t.name}_rawPrediction")))
-        return _with_labels(out.drop(tmp), dataset, tasks)
+        return _with_labels(out.drop(tmp, TABULAR), dataset, tasks)
 
     def _stage_data(self) -> dict[str, Any]:
         """Saved beside the Params: tasks, architecture, history and weights as the one-row record `data`."""

@@ -18,27 +18,36 @@ def task_loss(
     target: torch.Tensor,
     mask: torch.Tensor,
     class_weight: torch.Tensor | None = None,
+    smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked mean loss of one task over a batch, and the number of rows that carried its label.
 
     binary: logistic loss (`class_weight` = positive-class weight); multiclass: cross-entropy (per-class weights);
     multilabel: logistic loss averaged over classes (per-class positive weights); regression: squared error.
+    `smoothing` (label smoothing, training only) moves classification targets towards uniform: binary and
+    multi-label targets y -> y (1 - s) + s / 2, multiclass as `F.cross_entropy(label_smoothing=s)`.
     """
     keep = mask.bool()
     n = keep.sum()
     if task.type == "binary":
         per_row = F.binary_cross_entropy_with_logits(
-            logits[:, 0], torch.where(keep, target, 0.0), pos_weight=class_weight, reduction="none"
+            logits[:, 0], _smooth(torch.where(keep, target, 0.0), smoothing), pos_weight=class_weight, reduction="none"
         )
     elif task.type == "multiclass":
         safe = torch.where(keep, target, torch.zeros_like(target))
-        per_row = F.cross_entropy(logits, safe, weight=class_weight, reduction="none")
+        per_row = F.cross_entropy(logits, safe, weight=class_weight, reduction="none",
+                                  label_smoothing=float(smoothing))
     elif task.type == "multilabel":
         safe = torch.where(keep.unsqueeze(1), target, 0.0)
         per_row = F.binary_cross_entropy_with_logits(
-            logits, safe, pos_weight=class_weight, reduction="none"
+            logits, _smooth(safe, smoothing), pos_weight=class_weight, reduction="none"
         ).mean(dim=1)
     else:
         per_row = (logits[:, 0] - torch.where(keep, target, 0.0)) ** 2
     total = torch.where(keep, per_row, torch.zeros_like(per_row)).sum()
     return total / n.clamp(min=1), n
+
+
+def _smooth(target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """0/1 targets pulled towards 1/2 by `smoothing`."""
+    return target if smoothing <= 0 else target * (1.0 - smoothing) + 0.5 * smoothing

@@ -148,15 +148,49 @@ class ShardTensors:
 
 def compute_losses(
     tasks: list[TaskSpec], outputs: list[torch.Tensor], ys: list[torch.Tensor], ms: list[torch.Tensor],
-    class_weights: list[torch.Tensor | None],
+    class_weights: list[torch.Tensor | None], smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-task masked losses (times each task's static weight) and labelled-row counts, as vectors."""
     losses, counts = [], []
     for t, out, y, m, cw in zip(tasks, outputs, ys, ms, class_weights, strict=True):
-        loss, n = task_loss(t, out, y, m, cw)
+        loss, n = task_loss(t, out, y, m, cw, smoothing)
         losses.append(loss * t.weight)
         counts.append(n)
     return torch.stack(losses), torch.stack(counts)
+
+
+def lr_factor(training: TrainingConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning-rate multiplier at global step `step`: linear warm-up over `warmup_epochs`, then constant,
+    cosine to 0 at the last epoch, or one-cycle (warm-up from 1/25, default 30 % of the run, then cosine down)."""
+    total = max(1, int(training.epochs) * steps_per_epoch)
+    warm = float(training.warmup_epochs) * steps_per_epoch
+    if training.lr_schedule == "onecycle":
+        warm = warm or 0.3 * total
+        if step < warm:
+            return 1.0 / 25 + (1.0 - 1.0 / 25) * step / warm
+    elif step < warm:
+        return (step + 1) / warm
+    if training.lr_schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warm) / max(1.0, total - warm))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def drop_modalities(x: torch.Tensor, blocks: list[list[int]], p: float) -> torch.Tensor:
+    """Modality dropout: each row's present blocks (`[start, stop, presence index or -1]` column slices) are
+    blanked with chance `p`, together with their presence flag; a row always keeps one present block."""
+    present = torch.stack([x[:, b[2]] > 0 if b[2] >= 0 else (x[:, b[0]: b[1]] != 0).any(dim=1) for b in blocks], 1)
+    drop = (torch.rand(present.shape) < p) & present
+    drop[(present & ~drop).sum(dim=1) == 0] = False
+    if not drop.any():
+        return x
+    x = x.clone()
+    for j, (start, stop, flag) in enumerate(blocks):
+        keep = (~drop[:, j]).to(x.dtype)
+        x[:, start:stop] *= keep[:, None]
+        if flag >= 0:
+            x[:, flag] *= keep
+    return x
 
 
 def predict_array(net: nn.Module, x: np.ndarray, batch: int = 8192) -> list[np.ndarray]:
@@ -182,6 +216,11 @@ class LoopState:
     bad_epochs: int = 0
     start_epoch: int = 0
     resumed_from: int | None = None
+    # Per-task selection: each task's best validation value and epoch (0-based), and the network weights of
+    # every epoch that is still some task's best.
+    task_best: list[float | None] = field(default_factory=list)
+    task_epoch: list[int | None] = field(default_factory=list)
+    snapshots: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def stopped(self) -> bool:
@@ -240,13 +279,22 @@ def resume(loop: Loop) -> None:
     loop.optimizer.load_state_dict(saved["optimizer"])
     loop.state = LoopState(history=saved["history"], best_value=saved["best_value"],
                            best_state=saved["best_state"], bad_epochs=saved["bad_epochs"],
-                           start_epoch=saved["epoch"] + 1, resumed_from=saved["epoch"] + 1)
+                           start_epoch=saved["epoch"] + 1, resumed_from=saved["epoch"] + 1,
+                           task_best=saved.get("task_best", []), task_epoch=saved.get("task_epoch", []),
+                           snapshots=saved.get("snapshots", {}))
 
 
-def train_step(loop: Loop, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on the rows `idx`; returns the detached per-task losses and labelled-row counts."""
+def train_step(loop: Loop, idx: np.ndarray, step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on the rows `idx` (global step `step`, for the learning-rate schedule); returns the
+    detached per-task losses and labelled-row counts."""
+    training = loop.run.training
     x, ys, ms = loop.train.batch(idx)
-    losses, counts = compute_losses(loop.tasks, loop.ddp(x), ys, ms, loop.class_weights)
+    if training.modality_dropout > 0 and training.modality_blocks:
+        x = drop_modalities(x, training.modality_blocks, training.modality_dropout)
+    factor = lr_factor(training, step, loop.steps)
+    for group in loop.optimizer.param_groups:
+        group["lr"] = float(training.learning_rate) * factor
+    losses, counts = compute_losses(loop.tasks, loop.ddp(x), ys, ms, loop.class_weights, training.label_smoothing)
     loop.optimizer.zero_grad(set_to_none=True)
     loop.weighting.backward(TaskStep(losses, counts > 0, loop.shared, loop.ranks.mean))
     loop.optimizer.step()
@@ -264,7 +312,7 @@ def train_epoch(loop: Loop, epoch: int) -> tuple[list[float], int]:
     loss_sum = torch.zeros(len(loop.tasks), dtype=torch.float64)
     count_sum = torch.zeros(len(loop.tasks), dtype=torch.float64)
     for s in range(loop.steps):
-        losses, counts = train_step(loop, perm[s * bs: (s + 1) * bs])
+        losses, counts = train_step(loop, perm[s * bs: (s + 1) * bs], epoch * loop.steps + s)
         loss_sum += losses.double() * counts.double()
         count_sum += counts.double()
     loss_sum, count_sum = loop.ranks.sum(loss_sum), loop.ranks.sum(count_sum)
@@ -292,8 +340,48 @@ def early_stopping(loop: Loop, record: dict[str, Any]) -> None:
         st.best_state = copy.deepcopy(loop.model.state_dict())
     else:
         st.bad_epochs += 1
+    if training.per_task_selection:
+        select_per_task(loop, record)
     if training.patience > 0 and st.bad_epochs >= training.patience:
         record["stop"] = True
+
+
+def select_per_task(loop: Loop, record: dict[str, Any]) -> None:
+    """Per-task selection: a task whose validation metric improved this epoch takes this epoch's weights as its
+    own; snapshots no task uses any more are dropped. The record lists the tasks that improved."""
+    st, epoch = loop.state, int(record["epoch"]) - 1
+    n = len(loop.tasks)
+    st.task_best = st.task_best or [None] * n
+    st.task_epoch = st.task_epoch or [None] * n
+    improved = []
+    for i, t in enumerate(loop.tasks):
+        metric = PRIMARY[t.type]
+        value = record["val"][t.name][metric]
+        if is_better(metric, value, st.task_best[i]):
+            st.task_best[i], st.task_epoch[i] = value, epoch
+            improved.append(t.name)
+    if improved:
+        st.snapshots[epoch] = copy.deepcopy(loop.model.net.state_dict())
+    st.snapshots = {e: w for e, w in st.snapshots.items() if e in st.task_epoch}
+    record["improved"] = improved
+
+
+def assemble_weights(loop: Loop) -> dict[str, Any]:
+    """The fitted weights as `{"states": [net state per distinct epoch], "task_state": [index per task],
+    "best_epoch": [1-based epoch per task or None]}`: per-task selection groups the tasks that share a best epoch
+    into one snapshot; otherwise (or for a task never validated) the monitored best (or last) weights."""
+    st, n = loop.state, len(loop.tasks)
+    fallback = loop.model.net.state_dict()
+    if st.best_state is not None:
+        fallback = {k[4:]: v for k, v in st.best_state.items() if k.startswith("net.")}
+    epochs = st.task_epoch if loop.run.training.per_task_selection and st.task_epoch else [None] * n
+    keys = sorted({e for e in epochs if e is not None})
+    states = [st.snapshots[e] for e in keys]
+    task_state = [keys.index(e) if e is not None else len(keys) for e in epochs]
+    if any(e is None for e in epochs):
+        states.append(fallback)
+    return {"states": states, "task_state": task_state,
+            "best_epoch": [None if e is None else e + 1 for e in epochs]}
 
 
 def end_epoch(loop: Loop, epoch: int, epoch_losses: list[float], samples: int, t0: float) -> dict[str, Any]:
@@ -317,6 +405,7 @@ def end_epoch(loop: Loop, epoch: int, epoch_losses: list[float], samples: int, t
             "fingerprint": loop.run.fingerprint(), "epoch": epoch, "model": loop.model.state_dict(),
             "optimizer": loop.optimizer.state_dict(), "history": st.history, "best_value": st.best_value,
             "best_state": st.best_state, "bad_epochs": st.bad_epochs,
+            "task_best": st.task_best, "task_epoch": st.task_epoch, "snapshots": st.snapshots,
         })
     return record
 
@@ -324,6 +413,7 @@ def end_epoch(loop: Loop, epoch: int, epoch_losses: list[float], samples: int, t
 def result(loop: Loop) -> dict[str, Any]:
     """Restore the best epoch's weights; rank 0 gets the weights (serialised), history and run facts."""
     model, ranks, st = loop.model, loop.ranks, loop.state
+    weights = assemble_weights(loop)
     if st.best_state is not None:
         model.load_state_dict(st.best_state)
     flat = torch.cat([p.detach().reshape(-1) for p in model.state_dict().values() if p.is_floating_point()])
@@ -336,12 +426,13 @@ def result(loop: Loop) -> dict[str, Any]:
     if ranks.rank != 0:
         return {}
     return {
-        "state": _serialize(model.net.state_dict()),
+        "state": _serialize({"states": weights["states"], "task_state": weights["task_state"]}),
         "history": st.history,
         "info": {
             "world_size": ranks.world, "train_rows": rows, "resumed_from_epoch": st.resumed_from,
             "rank_param_max_abs_diff": max_diff, "best_monitored": st.best_value,
             "task_weights": finite_weights(loop.weighting.current_weights()),
+            "best_epoch": dict(zip([t.name for t in loop.tasks], weights["best_epoch"], strict=True)),
         },
     }
 
@@ -422,6 +513,7 @@ def _validate(net: nn.Module, tasks: list[TaskSpec], val: Shard, class_weights: 
     return res
 
 
-def load_state(blob: bytes) -> dict[str, torch.Tensor]:
-    """Inverse of the serialised `state` in `run_training`'s result."""
+def load_state(blob: bytes) -> dict[str, Any]:
+    """Inverse of the serialised `state` in `run_training`'s result: `{"states": [...], "task_state": [...]}`
+    (`LocalMultiTaskModel` takes it as it is)."""
     return torch.load(io.BytesIO(blob), weights_only=True)

@@ -1,5 +1,6 @@
 """Loss weighting families behind one interface: `equal`, `uncertainty` (Kendall et al. 2018), `gradnorm`
-(Chen et al. 2018) and `dwa` (Liu et al. 2019).
+(Chen et al. 2018), `dwa` (Liu et al. 2019), and the gradient-conflict methods `pcgrad` (Yu et al. 2020) and
+`cagrad` (Liu et al. 2021).
 
 A strategy turns the vector of per-task losses into gradients: by default it back-propagates one weighted sum
 (`combine`); through the `backward(TaskStep)` hook it may first take each task's gradient on the shared
@@ -16,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from wanderlens.config import TrainingConfig
 from wanderlens.errors import ConfigError
 
-WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "dwa")
+WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "dwa", "pcgrad", "cagrad")
 
 # Averages a tensor over training processes (identity when there is one).
 AllReduceMean = Callable[[torch.Tensor], torch.Tensor]
@@ -192,11 +194,129 @@ class DWA(LossWeighting):
         return self.weights.detach().clone()
 
 
+def flat_task_gradients(step: TaskStep) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task gradients on the shared parameters as a float64 `[tasks, params]` matrix averaged over ranks, and
+    which tasks had labelled rows on any rank. A task without rows contributes a zero row on that rank."""
+    sizes = [p.numel() for p in step.shared]
+    rows = []
+    for grads in task_gradients(step):
+        if grads is None:
+            rows.append(torch.zeros(sum(sizes), dtype=torch.float64))
+        else:
+            rows.append(torch.cat([torch.zeros(n, dtype=torch.float64) if g is None else g.detach().reshape(-1).double()
+                                   for g, n in zip(grads, sizes, strict=True)]))
+    present = step.reduce(step.present.double()) > 0
+    return step.reduce(torch.stack(rows)), present
+
+
+def write_shared_gradient(step: TaskStep, direction: torch.Tensor) -> None:
+    """Overwrite `.grad` of the shared parameters with the flat `direction` (identical on every rank)."""
+    offset = 0
+    for p in step.shared:
+        n = p.numel()
+        p.grad = direction[offset: offset + n].reshape(p.shape).to(p.dtype).clone()
+        offset += n
+
+
+def pcgrad(grads: torch.Tensor, order: list[int] | None = None) -> torch.Tensor:
+    """PCGrad's combined gradient: each task's gradient, projected in turn (in `order`) onto the normal plane of
+    every other task's original gradient it conflicts with (negative dot product), then summed.
+
+    g_i <- g_i - (g_i . g_j / |g_j|^2) g_j for each j != i with g_i . g_j < 0.
+    """
+    n = grads.shape[0]
+    order = list(range(n)) if order is None else order
+    out = grads.clone()
+    for i in range(n):
+        for j in order:
+            if j == i:
+                continue
+            dot = out[i] @ grads[j]
+            norm2 = grads[j] @ grads[j]
+            if dot < 0 and norm2 > 0:
+                out[i] = out[i] - dot / norm2 * grads[j]
+    return out.sum(dim=0)
+
+
+def cagrad(grads: torch.Tensor, c: float = 0.5) -> torch.Tensor:
+    """CAGrad's update direction for the mean objective: g0 + (sqrt(phi) / |g_w|) g_w, with g_w the simplex
+    combination of task gradients minimising g_w . g0 + sqrt(phi) |g_w|, phi = c^2 |g0|^2; rescaled by 1/(1+c^2)
+    and multiplied by the number of tasks (the sum-of-losses scale the other weightings use)."""
+    from scipy.optimize import minimize
+
+    n = grads.shape[0]
+    gg = (grads @ grads.T).numpy()
+    g0_norm = float(np.sqrt(max(gg.mean(), 0.0) + 1e-12))
+    radius = c * g0_norm
+    b = np.full(n, 1.0 / n)
+    ab = gg @ b
+
+    def objective(w: np.ndarray) -> float:
+        return float(w @ ab + radius * np.sqrt(max(w @ gg @ w, 0.0) + 1e-12))
+
+    res = minimize(objective, b, bounds=[(0.0, 1.0)] * n, method="SLSQP",
+                   constraints=({"type": "eq", "fun": lambda w: 1.0 - w.sum()},))
+    w = torch.from_numpy(np.asarray(res.x, dtype=np.float64))
+    gw = (w[:, None] * grads).sum(dim=0)
+    direction = grads.mean(dim=0) + radius / (float(gw.norm()) + 1e-12) * gw
+    return direction / (1.0 + c**2) * n
+
+
+class GradientSurgery(LossWeighting):
+    """Base of the gradient-conflict methods: the task-specific parameters get the plain sum of the task losses'
+    gradients; the shared parameters get `combine_gradients` of the per-task gradients (rank-averaged first, so
+    every rank writes the same `.grad`)."""
+
+    needs_task_gradients = True
+
+    def __init__(self, n_tasks: int, **_: Any) -> None:
+        super().__init__(n_tasks)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def combine_gradients(self, grads: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def backward(self, step: TaskStep) -> None:
+        grads, present = flat_task_gradients(step)
+        super().backward(step)  # once per step: task-specific parameters, and DDP's hooks
+        if step.shared and int(present.sum()) > 0:
+            write_shared_gradient(step, self.combine_gradients(grads[present], present))
+        self.steps += 1
+
+
+class PCGrad(GradientSurgery):
+    """PCGrad (Yu et al., NeurIPS 2020): project away the conflicting components of task gradients."""
+
+    name = "pcgrad"
+
+    def combine_gradients(self, grads: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        # The projection order is shuffled per step, from the step count: the same on every rank.
+        order = torch.randperm(grads.shape[0], generator=torch.Generator().manual_seed(int(self.steps))).tolist()
+        return pcgrad(grads, order)
+
+
+class CAGrad(GradientSurgery):
+    """CAGrad (Liu et al., NeurIPS 2021): the direction closest to the mean gradient that improves the worst task."""
+
+    name = "cagrad"
+
+    def __init__(self, n_tasks: int, c: float = 0.5, **_: Any) -> None:
+        super().__init__(n_tasks)
+        self.c = float(c)
+
+    def combine_gradients(self, grads: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        if grads.shape[0] == 1:
+            return grads[0]
+        return cagrad(grads, self.c)
+
+
 _STRATEGIES: dict[str, type[LossWeighting]] = {
     "equal": LossWeighting,
     "uncertainty": Uncertainty,
     "gradnorm": GradNorm,
     "dwa": DWA,
+    "pcgrad": PCGrad,
+    "cagrad": CAGrad,
 }
 
 
@@ -210,7 +330,8 @@ def build_weighting(name: str, n_tasks: int, **options: Any) -> LossWeighting:
 def weighting_from_config(training: TrainingConfig, n_tasks: int) -> LossWeighting:
     """The `training.loss_weighting` strategy with its settings (`gradnorm_alpha`, `dwa_temperature`)."""
     options = {"gradnorm": {"alpha": training.gradnorm_alpha},
-               "dwa": {"temperature": training.dwa_temperature}}.get(training.loss_weighting, {})
+               "dwa": {"temperature": training.dwa_temperature},
+               "cagrad": {"c": training.cagrad_c}}.get(training.loss_weighting, {})
     return build_weighting(training.loss_weighting, n_tasks, **options)
 
 
