@@ -11,7 +11,6 @@ import hashlib
 import math
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from wanderlens.features.fusion import ModalityFusion
 from wanderlens.features.image import ImageEmbedder
 from wanderlens.features.sentence import SENTENCE_DIM, SentenceEmbedder
 from wanderlens.features.text import TextFeaturizer, text_expr
-from wanderlens.io import atomic_write_parquet, replace_dir, write_json
+from wanderlens.io import StagedOutput, atomic_write_parquet, output_lock, staged_output, write_json
 
 IMAGE_COLS = ("image_embedding", "image_tags", "image_error", "has_image")
 TEXT_KEY = "__text_sha256"
@@ -132,21 +131,18 @@ def _embed_sentences(spark: SparkSession, photos: DataFrame, rows: DataFrame, st
     return keyed.join(sentences, TEXT_KEY, "left").drop(TEXT_KEY), computed, cached
 
 
-def _save_outputs(features: DataFrame, model: PipelineModel, labels: Path | None, out: Path) -> None:
-    """OUT/features, OUT/feature_pipeline (replaced whole) and OUT/labels.json."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(features, out / "features")
-    tmp = out / f".feature_pipeline.tmp-{uuid.uuid4().hex[:8]}"
-    model.write().overwrite().save(str(tmp))
-    replace_dir(tmp, out / "feature_pipeline")
+def _save_outputs(features: DataFrame, model: PipelineModel, labels: Path | None, stage: StagedOutput) -> None:
+    """features, feature_pipeline and labels.json into the staged output (committed together with the summary)."""
+    features.write.mode("overwrite").parquet(str(stage.path("features")))
+    model.write().overwrite().save(str(stage.path("feature_pipeline")))
     if labels is not None:
-        shutil.copyfile(labels, out / "labels.json")
+        shutil.copyfile(labels, stage.path("labels.json"))
 
 
-def _summary(spark: SparkSession, out: Path, cfg: FeaturesConfig, image_dim: int, counts: dict[str, int],
-             t0: float) -> dict[str, Any]:
+def _summary(spark: SparkSession, table: Path, out: Path, cfg: FeaturesConfig, image_dim: int,
+             counts: dict[str, int], t0: float) -> dict[str, Any]:
     """The run summary from the written features table and the computed/cached counts."""
-    stats = spark.read.parquet(str(out / "features")).agg(
+    stats = spark.read.parquet(str(table)).agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.col("has_image") == 0.0, 1).otherwise(0)).alias("image_errors"),
         F.sum(F.when(F.col("has_text") == 0.0, 1).otherwise(0)).alias("text_missing"),
@@ -181,21 +177,25 @@ def featurize(spark: SparkSession, photos_dir: str | Path, out_dir: str | Path,
     photos, labels = read_photos(spark, photos_dir)
     if photos.isEmpty():
         raise InputError(f"the photos table at {photos_dir} has no rows; check the ingest summary (all quarantined?)")
-    image_dim = get_encoder(cfg.encoder, threads=1).dim
-    pipeline = build_pipeline(cfg, image_dim)
-    _, image_stage, sentence_stage, fusion_stage = pipeline.getStages()
+    # One writer per output folder; the parts appear together (a killed run leaves the previous output).
+    with output_lock(out, job="featurize"):
+        image_dim = get_encoder(cfg.encoder, threads=1).dim
+        pipeline = build_pipeline(cfg, image_dim)
+        _, image_stage, sentence_stage, fusion_stage = pipeline.getStages()
 
-    notify("fitting text features (TF-IDF)")
-    model = pipeline.fit(photos)  # only TextFeaturizer is an Estimator; it sees the caption and tags only
-    cache_root = Path(cfg.cache_dir or out / "cache")
-    with_images, computed, cached = _embed_images(spark, photos, image_stage, cache_root / _cache_key(cfg), notify)
-    with_text, s_computed, s_cached = _embed_sentences(spark, photos, with_images, sentence_stage,
-                                                       cache_root / SENTENCE_CACHE, notify)
-    notify("text features and fusion")
-    _save_outputs(fusion_stage.transform(model.stages[0].transform(with_text)), model, labels, out)
-    summary = _summary(spark, out, cfg, image_dim, {
-        "images_computed": computed, "images_cached": cached,
-        "sentences_computed": s_computed, "sentences_cached": s_cached}, t0)
-    write_json(summary, out / "summary.json")
-    notify(f"wrote {summary['rows']} rows to {out / 'features'}")
+        notify("fitting text features (TF-IDF)")
+        model = pipeline.fit(photos)  # only TextFeaturizer is an Estimator; it sees the caption and tags only
+        cache_root = Path(cfg.cache_dir or out / "cache")
+        with_images, computed, cached = _embed_images(spark, photos, image_stage, cache_root / _cache_key(cfg),
+                                                      notify)
+        with_text, s_computed, s_cached = _embed_sentences(spark, photos, with_images, sentence_stage,
+                                                           cache_root / SENTENCE_CACHE, notify)
+        notify("text features and fusion")
+        with staged_output(out) as stage:
+            _save_outputs(fusion_stage.transform(model.stages[0].transform(with_text)), model, labels, stage)
+            summary = _summary(spark, stage.path("features"), out, cfg, image_dim, {
+                "images_computed": computed, "images_cached": cached,
+                "sentences_computed": s_computed, "sentences_cached": s_cached}, t0)
+            write_json(summary, stage.path("summary.json"))
+        notify(f"wrote {summary['rows']} rows to {out / 'features'}")
     return summary
