@@ -130,6 +130,8 @@ class SplitConfig(Section):
     by: str = Field("photo", description="photo | user | trip, or any column: rows sharing it stay together")
     seed: int = 0
     fractions: list[float] = Field([0.7, 0.15, 0.15], min_length=3, max_length=3)
+    column: str | None = Field(None, description="an existing train / validation / test column of the data (an "
+                               "official split; val, valid, dev also mean validation): used instead of by/seed/fractions")
 
 
 class ModalityConfig(Section):
@@ -147,6 +149,22 @@ class LogisticConfig(Section):
     max_iter: int = Field(100, ge=1)
 
 
+class XGBoostConfig(Section):
+    """The gradient-boosted trees baseline (`xgboost.spark.SparkXGBClassifier`, one model per task or label)."""
+
+    max_depth: int = Field(5, ge=1)
+    n_estimators: int = Field(150, ge=1, description="boosting rounds")
+    learning_rate: float = Field(0.1, gt=0.0)
+    min_child_weight: float = Field(1.0, ge=0.0)
+    subsample: float = Field(0.8, gt=0.0, le=1.0, description="rows sampled per tree")
+    colsample_bytree: float = Field(0.5, gt=0.0, le=1.0, description="features sampled per tree")
+    reg_lambda: float = Field(1.0, ge=0.0, description="L2 regularisation of leaf weights")
+    tree_method: Literal["hist", "approx", "exact"] = "hist"
+    sparse: bool = Field(True, description="pass vectors as sparse matrices (zeros are 'missing', learned per "
+                         "split): much faster on the mostly-zero TF-IDF block")
+    num_workers: int = Field(1, ge=1, description="Spark tasks (xgboost workers) per fit; at most the cluster's cores")
+
+
 def _default_modalities() -> dict[str, ModalityConfig]:
     return {"image": ModalityConfig(columns=["image_embedding"], presence=["has_image"]),
             "text": ModalityConfig(columns=["text_tfidf", "sentence_embedding"], presence=["has_text"])}
@@ -157,10 +175,11 @@ class EvaluationConfig(Section):
 
     split: SplitConfig = SplitConfig()
     seeds: list[int] = Field([0, 1, 2], min_length=1)
-    compare: list[Literal["single_task", "modality", "logistic"]] = ["single_task", "modality", "logistic"]
+    compare: list[Literal["single_task", "modality", "logistic", "xgboost"]] = ["single_task", "modality", "logistic"]
     features_col: str = "features"
     modalities: dict[str, ModalityConfig] = Field(default_factory=_default_modalities)
     logistic: LogisticConfig = LogisticConfig()
+    xgboost: XGBoostConfig = XGBoostConfig()
     gallery: int = Field(24, ge=0, description="photos shown in the report's gallery")
     photos_dir: str | None = None
 
