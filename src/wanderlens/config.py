@@ -131,7 +131,7 @@ class SplitConfig(Section):
     seed: int = 0
     fractions: list[float] = Field([0.7, 0.15, 0.15], min_length=3, max_length=3)
     column: str | None = Field(None, description="an existing train / validation / test column of the data (an "
-                               "official split; val, valid, dev also mean validation): used instead of by/seed/fractions")
+                               "official split; val, valid, dev mean validation), used instead of by/seed/fractions")
 
 
 class ModalityConfig(Section):
@@ -192,6 +192,18 @@ class DescriptionConfig(Section):
     possible_threshold: float = Field(0.3, ge=0.0, le=1.0, description="'perhaps' at or above")
 
 
+class NoveltyConfig(Section):
+    """When a photo is too unlike the training photos for the trained tasks' claims (travel.novelty)."""
+
+    enabled: bool = Field(True, description="score every photo's distance to the training photos")
+    features_col: str = Field("image_embedding", description="vector compared with the training photos'")
+    k: int = Field(5, ge=1, description="nearest training photos averaged into the score")
+    percentile: float = Field(99.0, gt=0.0, le=100.0, description="threshold: this percentile of held-out "
+                              "training photos' scores; above it the trained tasks' claims are withheld")
+    held_out_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="training photos held out to calibrate")
+    max_reference: int = Field(5000, ge=10, description="most training photos kept as reference (sampled)")
+
+
 class TravelConfig(Section):
     """`wanderlens travel`: descriptions, trips, suggestions and the search space."""
 
@@ -208,6 +220,9 @@ class TravelConfig(Section):
     projection_epochs: int = Field(150, ge=0)
     caption_weight: float = Field(0.5, ge=0.0, le=1.0)
     seed: int = 0
+    novelty: NoveltyConfig = NoveltyConfig()
+    place_names: bool = Field(True, description="name places (city, region, country) from coordinates when the "
+                              "photos carry no place columns (offline gazetteer, wanderlens.data.places)")
 
 
 class ServingConfig(Section):

@@ -2,6 +2,12 @@
 
 Each stage is the same library call its own sub-command makes, with the same typed config (the packaged
 configs/sample.yaml); a stage's outputs are the next stage's inputs, all under one folder (default runs/demo).
+
+`wanderlens demo --photos-dir DIR` runs the job on a folder of your own photos instead: import-photos (time,
+place, captions from the files) -> ingest -> featurize (with the registry model's own fitted feature pipeline) ->
+travel (the registry model, `--model production` by default, and its novelty model), with the destinations catalog
+derived from the photos' cities. Real photos carry no labels: what such a collection gets is printed
+(`UNLABELLED_NOTE`).
 """
 
 from __future__ import annotations
@@ -160,6 +166,85 @@ def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, mast
     return ctx
 
 
+UNLABELLED_NOTE = (
+    "Your photos carry no labels, so nothing here was trained on them. Every photo gets: its time, place (city, "
+    "region, country, offline) and trip; the ImageNet labels of the pretrained image encoder; its own caption and "
+    "the captions of similar photos; and the claims (scene, attributes) of the trained model you chose "
+    "(--model, default production), except for photos unlike the ones that model was trained on, whose claims "
+    "are withheld and said to be. Suggestions name the cities photographed by the collection's travellers.")
+
+
+def _photo_stages(photos_dir: Path, out: Path, version_dir: Path, user: str | None, master: str | None,
+                  config: WanderlensConfig) -> list[Stage]:
+    """The stages of `demo --photos-dir`: import, ingest, featurize with the version's pipeline, travel."""
+    from wanderlens.session import get_spark
+
+    def spark():
+        return get_spark(master=master)
+
+    def import_stage(ctx: dict, notify: _Report) -> None:
+        from wanderlens.data.photos import import_photos
+
+        report = import_photos(photos_dir, out / "imported", user=user, config=config.photos)
+        console.print(report.summary_text())
+        ctx["manifest"] = out / "imported" / "manifest.csv"
+
+    def ingest(ctx: dict, notify: _Report) -> None:
+        from wanderlens.data.ingest import ingest as run_ingest
+
+        run_ingest(spark(), out / "imported" / "manifest.csv", out / "ingested")
+        ctx["photos table"] = out / "ingested" / "photos"
+
+    def featurize(ctx: dict, notify: _Report) -> None:
+        from wanderlens.travel.job import apply_feature_pipeline
+
+        apply_feature_pipeline(spark(), out / "ingested", version_dir / "artifacts" / "feature_pipeline",
+                               out / "features")
+        ctx["features table"] = out / "features" / "features"
+
+    def travel(ctx: dict, notify: _Report) -> None:
+        from wanderlens.travel.job import run_travel
+
+        novelty = version_dir / "artifacts" / "travel" / "novelty"
+        paths = run_travel(spark(), out / "features", version_dir / "artifacts" / "model", None, out / "travel",
+                           config, progress=notify, novelty=novelty if novelty.is_dir() else None)
+        ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
+        ctx["_travel_dir"] = out / "travel"
+
+    return [("import-photos", import_stage), ("ingest", ingest), ("featurize", featurize), ("travel", travel)]
+
+
+def run_photos_demo(photos_dir: Path, out: Path, registry: Path, model: str = "production", user: str | None = None,
+                    master: str | None = None, config: WanderlensConfig | None = None) -> dict:
+    """The whole job on a folder of the user's photos with the registry's model `model` (alias or version)."""
+    from wanderlens.cli.progress import CommandProgress
+    from wanderlens.config import load_config
+    from wanderlens.errors import InputError
+    from wanderlens.serving.registry import ModelRegistry
+
+    if not Path(photos_dir).is_dir():
+        raise InputError(f"--photos-dir {photos_dir} is not a folder of photos")
+    if not (Path(registry) / "versions").is_dir():
+        raise InputError(f"no model registry at {registry}: run 'wanderlens demo' first (it trains and registers "
+                         "the sample's model), or pass --registry DIR")
+    version_dir = ModelRegistry(registry).path(model)
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ctx: dict[str, Any] = {"model": f"{model} -> {version_dir}"}
+    stages = _photo_stages(Path(photos_dir).resolve(), out, version_dir, user, master, config or load_config())
+    timings: dict[str, float] = {}
+    console.print(UNLABELLED_NOTE)
+    with CommandProgress("demo", console, total=len(stages), log_stages=False) as progress:
+        for i, (name, stage) in enumerate(stages):
+            progress.stage(name, total=len(stages), completed=i)
+            t0 = time.perf_counter()
+            stage(ctx, _Report(progress, name, i, len(stages)))
+            timings[name] = time.perf_counter() - t0
+        progress.update(len(stages), description="done")
+    _print_outputs(ctx, timings)
+    return ctx
+
+
 def register(app: typer.Typer) -> None:
     """Add `wanderlens demo` to the CLI."""
 
@@ -170,6 +255,18 @@ def register(app: typer.Typer) -> None:
         users: int = typer.Option(60, min=2, help="Number of synthetic travellers."),
         seed: int = typer.Option(0, help="Seed for the sample and the models."),
         master: str = typer.Option(None, help="Spark master URL (default: local[*] or WANDERLENS_SPARK_MASTER)."),
+        photos_dir: Path = typer.Option(None, "--photos-dir", help="A folder of your own photos (DIR/<user>/... for "
+                                        "several people): import, ingest, featurize and travel with a registry "
+                                        "model instead of the synthetic sample."),
+        model: str = typer.Option("production", "--model", help="With --photos-dir: the registry model (alias or "
+                                  "version) that describes the photos."),
+        registry: Path = typer.Option(Path("runs/demo/registry"), "--registry", help="With --photos-dir: the model "
+                                      "registry (the sample demo writes runs/demo/registry)."),
+        user: str = typer.Option(None, "--user", help="With --photos-dir: every photo is this user's."),
     ) -> None:
-        """Run the whole job on the bundled synthetic sample and print where the results are."""
+        """Run the whole job on the bundled synthetic sample (or on --photos-dir) and print where the results are."""
+        if photos_dir is not None:
+            target = out if out != Path("runs/demo") else Path("runs/photos")
+            run_photos_demo(photos_dir, target, registry, model=model, user=user, master=master)
+            return
         run_demo(out, photos=photos, users=users, seed=seed, master=master)

@@ -219,8 +219,10 @@ def report_content(outcome: Outcome, main_model: Any, main_preds: DataFrame, gal
         tasks=_task_sections(main_preds, etasks),
         training=_training_figures(main_model.history, outcome.tasks),
         gallery=_gallery(main_preds, outcome.tasks, gallery, photo_descriptions),
-        notes=["The split is fixed (seeded hash of the " + split_by + " id); seeds vary model "
-               "initialisation and batch order. LogisticRegression is deterministic and fitted once.",
+        notes=[("The split is the data's own (" + split_by + ")" if outcome.data_summary["split"].get("column")
+                else "The split is fixed (seeded hash of the " + split_by + " id)")
+               + "; seeds vary model initialisation and batch order. The baselines (LogisticRegression, XGBoost) "
+               "are fitted once, with the first seed.",
                "Δm = mean over tasks of the signed relative change of each task's main metric (positive: the "
                "candidate is better), per seed, then mean ± std over seeds."],
     )

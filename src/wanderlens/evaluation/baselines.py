@@ -4,6 +4,10 @@ Binary and multiclass tasks get one binomial / multinomial model; a multi-label 
 label (binary relevance); a regression task gets a `LinearRegression`. The fitted models add the same MLlib-shaped
 `<task>_prediction` / `_probability` / `_rawPrediction` columns as `MultiTaskModel`, so `MultiTaskEvaluator`
 scores them like any other variant. They are deterministic, so the comparison fits them once.
+
+The strongest baseline (opt-in, `evaluation.compare: [..., xgboost]`): gradient-boosted trees, one
+`xgboost.spark.SparkXGBClassifier` per task (per label for multi-label; `SparkXGBRegressor` for regression), with the
+settings of `evaluation.xgboost`, fitted once with the first model seed (see `wanderlens.evaluation.boosted`).
 """
 
 from __future__ import annotations
@@ -79,17 +83,23 @@ def _multilabel_logistic(rows: DataFrame, task: Any, kw: dict[str, Any]) -> Appl
             df = m.transform(df)
             probs.append(vector_to_array(F.col(f"_prob{k}"))[1])
             df = df.drop(f"_p{k}", f"_raw{k}")
-        df = df.withColumn("_probs", F.array(*probs))
-        n = len(models)
-        pred = F.filter(F.array(*[F.when(F.col("_probs")[k] > 0.5, float(k)) for k in range(n)]),
-                        lambda x: x.isNotNull())
-        logit = F.transform(F.col("_probs"), lambda p: F.log(F.greatest(p, F.lit(1e-12)) /
-                                                             F.greatest(1 - p, F.lit(1e-12))))
-        return (df.withColumn(f"{task.name}_prediction", pred)
-                .withColumn(f"{task.name}_probability", array_to_vector(F.col("_probs")))
-                .withColumn(f"{task.name}_rawPrediction", array_to_vector(logit))
-                .drop("_probs", *[f"_prob{k}" for k in range(n)]))
+        return multilabel_columns(df, task.name, probs).drop(*[f"_prob{k}" for k in range(len(models))])
     return apply
+
+
+def multilabel_columns(df: DataFrame, task_name: str, probs: Sequence[Any]) -> DataFrame:
+    """The MLlib-shaped multilabel columns from one probability per label (binary relevance, threshold 0.5):
+    `<t>_prediction` (array of label indices), `<t>_probability` and `<t>_rawPrediction` (the logits)."""
+    df = df.withColumn("_probs", F.array(*probs))
+    n = len(probs)
+    pred = F.filter(F.array(*[F.when(F.col("_probs")[k] > 0.5, float(k)) for k in range(n)]),
+                    lambda x: x.isNotNull())
+    logit = F.transform(F.col("_probs"), lambda p: F.log(F.greatest(p, F.lit(1e-12)) /
+                                                         F.greatest(1 - p, F.lit(1e-12))))
+    return (df.withColumn(f"{task_name}_prediction", pred)
+            .withColumn(f"{task_name}_probability", array_to_vector(F.col("_probs")))
+            .withColumn(f"{task_name}_rawPrediction", array_to_vector(logit))
+            .drop("_probs"))
 
 
 def score_logistic(train: DataFrame, test: DataFrame, tasks: Sequence[Any], features_col: str,

@@ -23,6 +23,7 @@ SINGLE_FUSED = "single-task · fused"
 MTL_IMAGE = "multi-task · image only"
 MTL_TEXT = "multi-task · text only"
 LOGISTIC = "MLlib LogisticRegression · fused"
+XGBOOST = "XGBoost (Spark) · fused"
 
 # (name, candidate, baseline) pairs of the Δm table, in the order the terminal and the report show them.
 DELTA_PAIRS: tuple[tuple[str, str, str], ...] = (
@@ -30,6 +31,7 @@ DELTA_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("fused vs image only (multi-task)", MTL_FUSED, MTL_IMAGE),
     ("fused vs text only (multi-task)", MTL_FUSED, MTL_TEXT),
     ("multi-task vs MLlib LogisticRegression (fused)", MTL_FUSED, LOGISTIC),
+    ("multi-task vs XGBoost (fused)", MTL_FUSED, XGBOOST),
 )
 
 

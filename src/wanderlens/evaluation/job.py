@@ -2,7 +2,8 @@
 
 Variants, all scored on the same test rows by `MultiTaskEvaluator`: the multi-task model on fused inputs; one
 single-task model per task; the multi-task model on image-only and on text-only inputs (`variants`); and the
-baseline a Spark user would reach for first, one MLlib `LogisticRegression` per task (`baselines`). The metrics are
+baseline a Spark user would reach for first, one MLlib `LogisticRegression` per task (`baselines`); opt-in, the
+strongest baseline, gradient-boosted trees (`SparkXGBClassifier`) per task (`boosted`). The metrics are
 summarised and compared (`comparison`) and drawn into report.html (`assembly`, `report`). Every setting comes from
 the typed config (`WanderlensConfig`: the `evaluation` section, and `model` / `training` as `wanderlens train` reads
 them). The job returns data; printing is the CLI's (`wanderlens.cli.evaluation`).
@@ -85,7 +86,8 @@ def _prepare(spark: SparkSession, features_dir: Path, config: WanderlensConfig) 
     fcol = cfg.features_col
     if fcol not in raw.columns:
         raise InputError(f"features column {fcol!r} missing from {features_dir}; set evaluation.features_col")
-    splitter = DataSplitter(by=cfg.split.by, seed=cfg.split.seed, fractions=list(cfg.split.fractions))
+    splitter = DataSplitter(by=cfg.split.by, seed=cfg.split.seed, fractions=list(cfg.split.fractions),
+                            splitCol=cfg.split.column or "")
     df = splitter.transform(index_labels(raw, tasks)).withColumn(VALIDATION_COL, F.col("split") == "validation")
     modality_cols: dict[str, str] = {}
     if "modality" in cfg.compare:
@@ -133,7 +135,9 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: Wanderle
     notify("splitting and summarising the data")
     split_info = split_summary(data.df, data.splitter)
     if split_info["counts"]["test"]["rows"] == 0 or split_info["counts"]["train"]["rows"] == 0:
-        raise InputError(f"split {split_info['counts']}: train or test is empty; use more data or other fractions")
+        fix = (f"the column {cfg.split.column!r} needs train and test rows" if cfg.split.column
+               else "use more data or other fractions")
+        raise InputError(f"split {split_info['counts']}: train or test is empty; {fix}")
     summary = data_summary(data.df, data.tasks, features_dir, Path(cfg.photos_dir) if cfg.photos_dir else None)
     summary["split"] = split_info
     test = data.df.where(F.col("split") == "test").cache()
@@ -146,6 +150,11 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: Wanderle
         notify("MLlib LogisticRegression per task on fused inputs (deterministic: fitted once)")
         score_logistic(data.df.where(F.col("split") == "train"), test, data.tasks, cfg.features_col, cfg.logistic,
                        cfg.seeds[0], scores)
+    if "xgboost" in cfg.compare:
+        from wanderlens.evaluation.boosted import score_xgboost
+
+        score_xgboost(data.df.where(F.col("split") == "train"), test, data.tasks, cfg.features_col, cfg.xgboost,
+                      cfg.seeds[0], scores, notify)
     metrics = scores.metrics()
     outcome = Outcome(features_dir, data.tasks, list(cfg.seeds), explicit, scores, summarise(metrics),
                       deltas(metrics), summary)

@@ -239,8 +239,9 @@ def render_html(c: ReportContent) -> str:
     if splits:
         rows = "".join(f"<tr><td>{_e(s)}</td><td class=\"num\">{v.get('rows', 0)}</td>"
                        f"<td class=\"num\">{v.get('users', '–')}</td></tr>" for s, v in splits["counts"].items())
-        parts.append(f"<h3>Split (by {_e(splits['by'])}, seed {_e(splits['seed'])}, fractions "
-                     f"{_e(splits['fractions'])})</h3><table class=\"splits\"><tr><th>split</th><th>rows</th>"
+        how = (f"the data's own column {_e(splits['column'])}" if splits.get("column") else
+               f"by {_e(splits['by'])}, seed {_e(splits['seed'])}, fractions {_e(splits['fractions'])}")
+        parts.append(f"<h3>Split ({how})</h3><table class=\"splits\"><tr><th>split</th><th>rows</th>"
                      f"<th>users</th></tr>{rows}</table>")
     parts.append("</section>")
     parts.append(f'<section id="results"><h2>Test metrics</h2><p class="note">{_e(c.metrics_caption)}</p>'

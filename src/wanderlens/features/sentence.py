@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.features.encoders import default_threads, torch_threads
+from wanderlens.features.encoders import default_threads, in_spark_worker, release_encoder_memory, torch_threads
 from wanderlens.features.text import HasTextCols, text_expr
 
 SENTENCE_DIM = 384
@@ -85,6 +85,8 @@ class SentenceEmbedder(Transformer, HasTextCols, HasOutputCol, DefaultParamsRead
 
         @F.pandas_udf(schema)
         def embed(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+            if in_spark_worker():  # a reused worker may hold the image encoder's arena: not needed here
+                release_encoder_memory()
             for texts in batches:
                 emb, present = embed_sentences([None if t is None else str(t) for t in texts], batch)
                 yield pd.DataFrame({"embedding": list(emb), "present": present})

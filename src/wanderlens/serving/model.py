@@ -43,6 +43,7 @@ class ServedModel:
         self.featurizer = featurizer
         self.mtl = mtl
         self.travel = travel
+        self.novelty: Any = None  # travel.novelty.LocalNovelty of the version's travel artifacts, when it has one
         self.loaded_at = time.time()
         self._lock = threading.Lock()
 
@@ -61,6 +62,10 @@ class ServedModel:
         mtl = LocalMultiTaskModel.load(str(art / "model"))
         travel = TravelTables.load(art / "travel") if (art / "travel").is_dir() else None
         served = cls(int(meta["version"]), version_dir, meta, featurizer, mtl, travel)
+        if (art / "travel" / "novelty").is_dir():
+            from wanderlens.travel.novelty import LocalNovelty
+
+            served.novelty = LocalNovelty.load(art / "travel" / "novelty")
         served.warm_up()
         return served
 
@@ -123,8 +128,10 @@ class ServedModel:
         t2 = time.perf_counter()
         tasks = self.task_outputs(outputs)
         imagenet = [_tag(t) for t in (feats.get("image_tags") or [])]
-        description, claims = self._description(tasks, imagenet)
+        novelty = self._novelty(feats)
+        description, claims = self._description(tasks, imagenet, bool(novelty and novelty["novel"]), caption)
         return {
+            "novelty": novelty,
             "model_version": self.version,
             "tasks": tasks,
             "imagenet_labels": imagenet,
@@ -134,12 +141,20 @@ class ServedModel:
             "timing_ms": {"features": round((t1 - t0) * 1000, 2), "tasks": round((t2 - t1) * 1000, 2)},
         }
 
-    def _description(self, tasks: dict[str, dict[str, Any]], imagenet: list[dict[str, Any]]
-                     ) -> tuple[str, list[dict[str, Any]]]:
+    def _novelty(self, feats: dict[str, Any]) -> dict[str, Any] | None:
+        """{score, threshold, novel} of one photo against the training photos (None without a novelty model)."""
+        if self.novelty is None:
+            return None
+        score = self.novelty.score(feats.get(self.novelty.features_col))
+        return {"score": score, "threshold": self.novelty.threshold, "novel": self.novelty.is_novel(score)}
+
+    def _description(self, tasks: dict[str, dict[str, Any]], imagenet: list[dict[str, Any]], novel: bool = False,
+                     caption: str | None = None) -> tuple[str, list[dict[str, Any]]]:
         """The description sentence through the one description path the Spark batch job uses too
         (`travel.describe.describe_predictions` with `task_roles`: scene, attributes, time of day)."""
         from wanderlens.travel.describe import describe_predictions, task_roles
 
         probabilities = {name: entry["probability"] for name, entry in tasks.items()}
         return describe_predictions(task_roles(self.tasks), probabilities,
-                                    imagenet=[(d["label"], d["prob"]) for d in imagenet])
+                                    imagenet=[(d["label"], d["prob"]) for d in imagenet], novel=novel,
+                                    caption=caption)

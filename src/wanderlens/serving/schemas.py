@@ -78,6 +78,7 @@ class DescribeResponse(BaseModel):
     image_error: str | None
     timing_ms: dict[str, float]
     filename: str | None
+    novelty: dict[str, Any] | None = None  # {score, threshold, novel}: trained claims withheld when novel
 
 
 class ModelInfo(BaseModel):

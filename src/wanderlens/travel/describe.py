@@ -6,6 +6,10 @@ A claim the model is sure of (probability at or above the fact threshold) is sta
 the attributes and the time of day, and the REST service (one photo) and `DescriptionBuilder` (a DataFrame of
 predictions, also emitting the claims it made so their accuracy can be measured) both call it with those roles.
 Thresholds come from `wanderlens.config.DescriptionConfig`.
+
+A photo flagged novel (`wanderlens.travel.novelty`: unlike the photos the model was trained on) gets none of the
+trained tasks' claims: its description says so and keeps what does transfer (the camera clock, the place, the
+ImageNet labels of the pretrained encoder and the photo's own caption).
 """
 
 from __future__ import annotations
@@ -117,9 +121,15 @@ def task_roles(tasks: Sequence[Any]) -> TaskRoles:
 def describe_predictions(roles: TaskRoles, probabilities: Mapping[str, Sequence[float] | None],
                          imagenet: list[tuple[str, float]] | None = None, local_hour: float | None = None,
                          place: str | None = None, captions: list[str] | None = None,
-                         thresholds: DescriptionConfig | None = None) -> tuple[str, list[dict[str, Any]]]:
+                         thresholds: DescriptionConfig | None = None, novel: bool = False,
+                         caption: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """(description, claims) of one photo from its per-task probabilities ({task name: probabilities in class
-    order}). The one description path: `DescriptionBuilder` (Spark) and the REST service both call it."""
+    order}). The one description path: `DescriptionBuilder` (Spark) and the REST service both call it.
+
+    `novel`: the photo is unlike the training photos (`NoveltyModel`): no trained-task claim is made, and the
+    description keeps what transfers (clock time, place, ImageNet labels, the photo's own `caption`)."""
+    if novel:
+        return withheld_description(imagenet, local_hour, place, caption), []
 
     def pairs(task: str | None, classes: tuple[str, ...]) -> list[tuple[str, float]] | None:
         probs = probabilities.get(task) if task is not None and classes else None
@@ -205,6 +215,29 @@ def _second_sentence(imagenet: list[tuple[str, float]] | None, captions: list[st
     return s[:1].upper() + s[1:] + "."
 
 
+def withheld_description(imagenet: list[tuple[str, float]] | None = None, local_hour: float | None = None,
+                         place: str | None = None, caption: str | None = None, imagenet_min: float = 0.25) -> str:
+    """The description of a photo unlike the training photos: what transfers, and that the rest is not guessed."""
+    text = "A photo"
+    when = time_of_day(local_hour)
+    if when:
+        text += " " + when
+    if place:
+        text += " in " + place
+    text += ", unlike the photos the model was trained on, so its scene and contents are not guessed."
+    extra = []
+    seen = [_imagenet_name(lbl) for lbl, p in (imagenet or []) if p >= imagenet_min][:2]
+    if seen:
+        extra.append("it looks like " + join_words([_article(s) for s in seen]))
+    own = (caption or "").strip().rstrip(".")
+    if own:
+        extra.append(f'its caption reads "{own}"')
+    if extra:
+        s = "; ".join(extra)
+        text += " " + s[:1].upper() + s[1:] + "."
+    return text
+
+
 def describe_photo(
     scene: list[tuple[str, float]] | None = None,
     attributes: list[tuple[str, float]] | None = None,
@@ -278,6 +311,10 @@ class DescriptionBuilder(Transformer, HasOutputCol, DefaultParamsReadable, Defau
     captionsCol = Param(Params._dummy(), "captionsCol", "column with nearest captions (optional)",
                         TypeConverters.toString)
     claimsCol = Param(Params._dummy(), "claimsCol", "claims column", TypeConverters.toString)
+    novelCol = Param(Params._dummy(), "novelCol", "boolean column: photo unlike the training photos, its trained "
+                     "claims withheld (optional)", TypeConverters.toString)
+    captionCol = Param(Params._dummy(), "captionCol", "the photo's own caption, shown for novel photos (optional)",
+                       TypeConverters.toString)
 
     @keyword_only
     def __init__(self, **kwargs: Any) -> None:
@@ -287,7 +324,7 @@ class DescriptionBuilder(Transformer, HasOutputCol, DefaultParamsReadable, Defau
                          timeTask="time_of_day", timeClasses=[], factThreshold=th.fact_threshold,
                          likelyThreshold=th.likely_threshold, possibleThreshold=th.possible_threshold,
                          placeCol="place", captionsCol="nearest_captions", outputCol="description",
-                         claimsCol="claims")
+                         claimsCol="claims", novelCol="is_novel", captionCol="caption")
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     @keyword_only
@@ -321,17 +358,25 @@ class DescriptionBuilder(Transformer, HasOutputCol, DefaultParamsReadable, Defau
         probs = F.struct(*[vector_to_array(F.col(f"{t}_probability"), "float64").alias(t) for t in tasks]) \
             if tasks else F.lit(None).cast("struct<_none:double>")
         tags = col_or_null("image_tags", "array<struct<label:string,prob:double>>")
-        hour = (F.hour("taken_at") + F.minute("taken_at") / 60.0) if "taken_at" in df.columns else F.lit(None)
+        # The camera's local clock when the photos carry it (imported photos: `local_time`), else taken_at.
+        clock = F.col("taken_at").cast("timestamp") if "taken_at" in df.columns else None
+        if "local_time" in df.columns:
+            clock = F.coalesce(F.col("local_time").cast("timestamp"), clock) if clock is not None else \
+                F.col("local_time").cast("timestamp")
+        hour = (F.hour(clock) + F.minute(clock) / 60.0) if clock is not None else F.lit(None)
 
-        def build(pr, tg, hr, place, caps):
+        def build(pr, tg, hr, place, caps, novel, caption):
             probabilities = {t: pr[t] for t in tasks} if pr is not None else {}
             inet = [(x["label"], x["prob"]) for x in tg] if tg is not None else None
             return describe_predictions(roles, probabilities, inet, hr, place,
-                                        list(caps) if caps is not None else None, th)
+                                        list(caps) if caps is not None else None, th, novel=bool(novel),
+                                        caption=caption)
 
         udf = F.udf(build, DESCRIPTION_TYPE)
         out = df.withColumn("_desc", udf(probs, tags, hour.cast("double"), col_or_null(g(self.placeCol), "string"),
-                                         col_or_null(g(self.captionsCol), "array<string>")))
+                                         col_or_null(g(self.captionsCol), "array<string>"),
+                                         col_or_null(g(self.novelCol), "boolean"),
+                                         col_or_null(g(self.captionCol), "string")))
         return out.withColumn(g(self.outputCol), F.col("_desc.description")).withColumn(
             g(self.claimsCol), F.col("_desc.claims")).drop("_desc")
 

@@ -1,8 +1,10 @@
 """Trips: a user's photos cut into trips where the time gap or the distance between consecutive photos is large.
 
 `TripSegmenter` adds a `trip_id` column (a Spark ML Transformer, so it sits in a Pipeline); `summarize_trips`
-turns the segmented photos into one row per trip with a sentence such as "Five days in Nice and Monaco: mostly
-beaches and cities, sunsets on three evenings."
+turns the segmented photos into one row per trip with a sentence such as "Four days in Paris and Lyon, France:
+mostly cities, sunsets on two evenings." Places are "City, Country" names (the catalog's, the importer's place
+columns, or the offline gazetteer's); a burst of near-identical shots counts once (`burst_representative`), and
+days are counted on the photos' local clock when the table has `local_time` (as imported photos do).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -133,12 +137,28 @@ def join_words(words: list[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def place_phrase(places: list[str], most: int = 3) -> str:
+    """["Paris, France", "Lyon, France", "Rome, Italy"] -> "Paris and Lyon, France and Rome, Italy": places of
+    one country in a row share its name; more than `most` places end with "and elsewhere"."""
+    places = [p for p in places if p]
+    groups: list[tuple[str, list[str]]] = []
+    for p in places[:most]:
+        name, _, country = p.rpartition(", ") if ", " in p else (p, "", "")
+        if groups and country and groups[-1][0] == country:
+            groups[-1][1].append(name)
+        else:
+            groups.append((country, [name]))
+    parts = [join_words(names) + (f", {country}" if country else "") for country, names in groups]
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1] if parts else ""
+    return text + (" and elsewhere" if len(places) > most else "")
+
+
 def trip_sentence(days: int, places: list[str], scenes: list[str], sunset_evenings: int) -> str:
-    """One sentence for a trip: its length, places, dominant scenes and sunset evenings."""
+    """One sentence for a trip: its length, places (grouped by country), dominant scenes and sunset evenings."""
     head = f"{number_word(days, capital=True)} day{'s' if days != 1 else ''}"
     places = [p for p in places if p]
     if places:
-        head += " in " + join_words(places[:3]) + (" and elsewhere" if len(places) > 3 else "")
+        head += " in " + place_phrase(places)
     counts = Counter(s for s in scenes if s)
     parts = []
     if counts:
@@ -154,12 +174,22 @@ def trip_sentence(days: int, places: list[str], scenes: list[str], sunset_evenin
 _trip_sentence_udf = F.udf(trip_sentence, T.StringType())
 
 
+def burst_representative(df: DataFrame) -> Column:
+    """True for the photos that count: one per burst of near-identical shots (`burst_representative`, written by
+    `wanderlens import-photos` and passed through as "true"/"false"), every photo when the column is absent."""
+    if "burst_representative" not in df.columns:
+        return F.lit(True)
+    return F.coalesce(F.lower(F.col("burst_representative").cast("string")) != F.lit("false"), F.lit(True))
+
+
 def summarize_trips(df: DataFrame, scene_col: str = "scene_label", place_col: str = "place",
                     sunset_col: str = "is_sunset", trip_col: str = "trip_id") -> DataFrame:
     """One row per trip: user, start/end, days, photo count, places, scene counts and a summary sentence.
 
-    `scene_col` holds the (confidently) predicted scene name or null, `place_col` the destination name or null,
-    `sunset_col` a boolean saying the photo shows a sunset (predicted); missing columns are treated as unknown.
+    `scene_col` holds the (confidently) predicted scene name or null, `place_col` the place name ("City, Country")
+    or null, `sunset_col` a boolean saying the photo shows a sunset (predicted); missing columns are treated as
+    unknown. With `burst_representative` (imported photos) a burst counts as one photo; with `local_time` the
+    days are the photos' local calendar days.
     """
     require_columns(df, ["user_id", "taken_at", trip_col], "summarize_trips")
     cols = {
@@ -167,8 +197,11 @@ def summarize_trips(df: DataFrame, scene_col: str = "scene_label", place_col: st
         place_col: F.col(place_col) if place_col in df.columns else F.lit(None).cast("string"),
         sunset_col: F.col(sunset_col) if sunset_col in df.columns else F.lit(False),
     }
-    d = df.where(F.col(trip_col).isNotNull()).select(
-        "user_id", trip_col, F.col("taken_at").cast("timestamp").alias("taken_at"),
+    rep = burst_representative(df)
+    local = F.coalesce(F.col("local_time").cast("timestamp"), F.col("taken_at").cast("timestamp")) \
+        if "local_time" in df.columns else F.col("taken_at").cast("timestamp")
+    d = df.where(F.col(trip_col).isNotNull() & rep).select(
+        "user_id", trip_col, F.col("taken_at").cast("timestamp").alias("taken_at"), local.alias("_local"),
         *( [F.col("destination_id")] if "destination_id" in df.columns else [F.lit(None).cast("string")
                                                                               .alias("destination_id")]),
         cols[scene_col].alias("_scene"), cols[place_col].alias("_place"), cols[sunset_col].alias("_sunset"),
@@ -182,9 +215,11 @@ def summarize_trips(df: DataFrame, scene_col: str = "scene_label", place_col: st
         F.min("taken_at").alias("start"), F.max("taken_at").alias("end"), F.count("*").alias("photos"),
         F.collect_list("_scene").alias("scenes"),
         F.array_sort(F.collect_set("destination_id")).alias("destination_ids"),
-        F.countDistinct(F.when(F.col("_sunset"), F.to_date("taken_at"))).alias("sunset_evenings"),
+        F.countDistinct(F.when(F.col("_sunset"), F.to_date("_local"))).alias("sunset_evenings"),
+        F.min("_local").alias("_lstart"), F.max("_local").alias("_lend"),
     )
-    agg = agg.withColumn("days", (F.datediff(F.to_date("end"), F.to_date("start")) + 1).cast("int"))
+    agg = agg.withColumn("days", (F.datediff(F.to_date("_lend"), F.to_date("_lstart")) + 1).cast("int")) \
+        .drop("_lstart", "_lend")
     out = agg.join(places, trip_col, "left").withColumn(
         "places", F.coalesce(F.col("places"), F.array().cast("array<string>"))
     )
@@ -193,3 +228,58 @@ def summarize_trips(df: DataFrame, scene_col: str = "scene_label", place_col: st
         "transform(array_distinct(scenes), s -> struct(s, size(filter(scenes, x -> x = s))))"
     ))
     return out.withColumn("scene_counts", scene_counts).drop("scenes")
+
+
+PLACE_PARTS = ("city", "region", "country")
+
+
+def _blank_to_null(col: str) -> Column:
+    return F.when(F.length(F.trim(F.col(col).cast("string"))) > 0, F.col(col).cast("string"))
+
+
+def with_place_names(df: DataFrame, gazetteer: bool = True, lat: str = "latitude", lon: str = "longitude"
+                     ) -> DataFrame:
+    """Adds (or completes) `city`, `region`, `country` and `place` ("City, Country"): from the importer's place
+    columns when the table has them (wanderlens import-photos), else, with `gazetteer`, from the coordinates
+    through the offline GeoNames gazetteer (`wanderlens.data.places`, looked up in Arrow batches)."""
+    has_geo = lat in df.columns and lon in df.columns
+    if "city" in df.columns:
+        for c in PLACE_PARTS:
+            df = df.withColumn(c, _blank_to_null(c) if c in df.columns else F.lit(None).cast("string"))
+    elif gazetteer and has_geo:
+        @F.pandas_udf("struct<city:string,region:string,country:string>")
+        def lookup(la: pd.Series, lo: pd.Series) -> pd.DataFrame:
+            from wanderlens.data.places import gazetteer as load
+
+            out = pd.DataFrame({c: pd.Series([None] * len(la), dtype=object) for c in PLACE_PARTS})
+            ok = (la.notna() & lo.notna()).to_numpy()
+            if ok.any():
+                found = load().lookup_many(la[ok].astype(float).tolist(), lo[ok].astype(float).tolist())
+                rows = np.flatnonzero(ok)
+                for c in PLACE_PARTS:
+                    out.loc[rows, c] = [getattr(p, c) or None if p is not None else None for p in found]
+            return out
+
+        df = df.withColumn("_gz", lookup(F.col(lat).cast("double"), F.col(lon).cast("double")))
+        df = df.select("*", *[F.col(f"_gz.{c}").alias(c) for c in PLACE_PARTS]).drop("_gz")
+    else:
+        for c in PLACE_PARTS:
+            df = df.withColumn(c, F.lit(None).cast("string"))
+    named = F.when(F.col("city").isNotNull(), F.concat_ws(", ", "city", "country"))
+    own = _blank_to_null("place") if "place" in df.columns else F.lit(None).cast("string")
+    return df.withColumn("place", F.coalesce(own, named))
+
+
+def fill_trip_places(df: DataFrame, trip_col: str = "trip_id") -> DataFrame:
+    """A photo without a place takes the place of its trip: that of the nearest earlier photo of the trip that has
+    one, else of the next one (a photo without GPS inside a trip was taken there)."""
+    require_columns(df, [trip_col, "taken_at", "place"], "fill_trip_places")
+    parts = [c for c in ("place", *PLACE_PARTS) if c in df.columns]
+    known = F.when(F.col("place").isNotNull(), F.struct(*[F.col(c).alias(c) for c in parts]))
+    w = Window.partitionBy(trip_col).orderBy(F.col("taken_at").cast("timestamp"), "photo_id")
+    before = F.last(known, ignorenulls=True).over(w.rowsBetween(Window.unboundedPreceding, 0))
+    after = F.first(known, ignorenulls=True).over(w.rowsBetween(0, Window.unboundedFollowing))
+    timed = df.where(F.col(trip_col).isNotNull()).withColumn("_fill", F.coalesce(before, after))
+    for c in [*parts[1:], "place"]:  # `place` last: the others test it
+        timed = timed.withColumn(c, F.when(F.col("place").isNull(), F.col(f"_fill.{c}")).otherwise(F.col(c)))
+    return timed.drop("_fill").unionByName(df.where(F.col(trip_col).isNull()))
