@@ -26,9 +26,10 @@ test: venv
 	$(BIN)/python tools/ensure_test_deps.py
 	$(BIN)/python -m pytest -q tests
 
-# Generated-input checks with the long profile: WANDERLENS_FUZZ_EXAMPLES examples (default 300), random seeds.
+# Generated-input checks with the long profile: WANDERLENS_FUZZ_EXAMPLES examples (default 300), random seeds:
+# property-based ingestion, and the REST API fuzzed from its OpenAPI schema (per route) plus generated uploads.
 fuzz: venv
-	WANDERLENS_FUZZ=1 $(BIN)/python -m pytest -q tests/test_ingest_properties.py
+	WANDERLENS_FUZZ=1 $(BIN)/python -m pytest -q tests/test_ingest_properties.py tests/test_api_fuzz.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -2,7 +2,8 @@
 and 2 DDP processes against 1, all in one run on the same features.
 
 (a) `MultiTaskClassifier` (one fit, all tasks) vs one MLlib `LogisticRegression` per task: wall time ratio and
-    per-task test metric (AUC for binary, accuracy for multiclass) side by side.
+    per-task test metric (AUC for binary, accuracy for multiclass) side by side, with per task whether the network
+    is at or above MLlib (within 0.005, the issue's tolerance) and how many tasks are.
 (b) the in-process training loop (`run_training`, masking and weighting included) vs a plain single-process
     torch loop over the same tensors, same network, batch size and optimiser: samples/s ratio (goal >= 0.8).
 (c) `numProcesses=2` (TorchDistributor, DDP over gloo) vs 1: training samples/s and whole-fit wall time.
@@ -24,6 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+AT_MLLIB = 0.005  # "at" MLlib: within this of its metric (the tolerance of issue 13)
 
 
 def synthetic(spark, rows: int, dim: int, seed: int = 0):
@@ -126,10 +128,13 @@ def main() -> None:
         print("\n(a) one MultiTaskClassifier fit vs one MLlib LogisticRegression per task")
         print(f"  wall time: multi-task {mtl_time:.1f} s, {len(tasks)} separate fits {sep_time:.1f} s, "
               f"ratio {mtl_time / sep_time:.3f}")
-        print(f"  {'task':10s} {'metric':9s} {'multi-task':>10s} {'separate':>9s} {'diff':>7s}")
+        print(f"  {'task':10s} {'metric':9s} {'multi-task':>10s} {'MLlib':>9s} {'diff':>7s}  network vs MLlib")
         for name, metric, a, b in rows:
-            print(f"  {name:10s} {metric:9s} {a:>10.4f} {b:>9.4f} {a - b:>+7.4f}")
+            verdict = "above" if a > b + AT_MLLIB else "at" if a >= b - AT_MLLIB else "BELOW"
+            print(f"  {name:10s} {metric:9s} {a:>10.4f} {b:>9.4f} {a - b:>+7.4f}  {verdict}")
         worst = min(a - b for _, _, a, b in rows)
+        print(f"  tasks where the network is at or above MLlib (within {AT_MLLIB}): "
+              f"{sum(a >= b - AT_MLLIB for _, _, a, b in rows)}/{len(rows)}")
         print(f"  goal: faster ({'met' if mtl_time < sep_time else 'MISSED'}) and no task worse by more than 0.01 "
               f"({'met' if worst >= -0.01 else 'MISSED'}: worst difference {worst:+.4f})")
 

@@ -318,6 +318,18 @@ def test_ddp_two_processes_keep_ranks_identical(synth):
     assert hist[-1]["val"]["highlight"]["auc"] > 0.85 and hist[-1]["val"]["scene"]["accuracy"] > 0.6
 
 
+@pytest.mark.parametrize("weighting", ["pcgrad", "cagrad"])
+def test_ddp_gradient_conflict_methods_keep_ranks_identical(synth, weighting):
+    """PCGrad / CAGrad under DDP: per-task gradients are averaged over ranks before the projection, so both ranks
+    write the same shared gradient and end with the same parameters."""
+    model = MultiTaskClassifier(tasks=tasks(), architecture="mmoe", lossWeighting=weighting, maxEpochs=3,
+                                numProcesses=2, validationFraction=0.2, seed=3, **SMALL).fit(synth)
+    info = model.trainingInfo
+    assert info["world_size"] == 2
+    assert info["rank_param_max_abs_diff"] < 1e-6
+    assert model.history[-1]["val"]["highlight"]["auc"] > 0.8
+
+
 def test_train_command(spark, synth, tmp_path, capsys):
     from wanderlens.cli.main import main
 

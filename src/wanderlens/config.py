@@ -211,12 +211,19 @@ class TravelConfig(Section):
     captions_per_photo: int = Field(2, ge=0)
     max_gap_hours: float = Field(36.0, gt=0.0, description="a longer gap between photos starts a new trip")
     max_distance_km: float = Field(400.0, gt=0.0, description="a longer jump between photos starts a new trip")
-    # Suggestion weights as tuned on validation by bench_travel (16,000-photo samples, docs/benchmarks.md).
+    # The blend of issue 12: no longer read by the recommender (the learned ranker of issue 14 replaced it); kept so
+    # existing configs and the CLI's --content-weight style flags still parse.
     content_weight: float = Field(0.25, ge=0.0, le=1.0)
     popularity_weight: float = Field(0.5, ge=0.0, le=1.0)
     new_user_content_weight: float = Field(0.33, ge=0.0, le=1.0)
     diversity: float = Field(0.3, ge=0.0, description="variety penalty between suggestions of one kind")
     suggestions_per_user: int = Field(10, ge=1)
+    # The recommender (issue 14): "auto" keeps the learned ranker only when it beats every single signal on
+    # validation; the rest are the settings measured best by bench_travel.
+    recommender_method: str = Field("auto", description="'auto', 'ranker' or one signal name (travel.signals)")
+    halflife_days: float = Field(365.0, gt=0.0, description="popularity: a visit's weight halves every this many days")
+    ranker_trees: int = Field(100, ge=1, description="boosted trees of the learned ranker")
+    ranker_depth: int = Field(4, ge=1, description="depth of each tree of the learned ranker")
     projection_epochs: int = Field(150, ge=0)
     caption_weight: float = Field(0.5, ge=0.0, le=1.0)
     seed: int = 0
@@ -237,6 +244,13 @@ class ServingConfig(Section):
     inference_workers: int = Field(2, ge=1, description="requests computed at once (one per core is best)")
     encoder_threads: int = Field(1, ge=1, description="threads per request inside the ONNX/torch encoders")
     token_env: str = Field("WANDERLENS_API_TOKEN", description="environment variable holding the admin token")
+    max_concurrent_uploads: int = Field(8, ge=1, description="photo uploads received at once (503 + Retry-After "
+                                                             "above)")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After seconds sent with a 503 for too many uploads")
+    log_format: Literal["text", "json"] = Field("text", description="log lines as text or one JSON object each")
+    log_level: str = Field("info", description="log level of the service (access lines are INFO)")
+    shutdown_timeout_s: float = Field(30.0, gt=0.0, description="on SIGTERM, how long in-flight requests may "
+                                                                "finish")
 
     @property
     def max_bytes(self) -> int:

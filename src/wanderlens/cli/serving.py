@@ -107,24 +107,29 @@ def serve(
                                 help="Requests computed at once (one per core is best)."),
     encoder_threads: int = typer.Option(_SERVING.encoder_threads, min=1,
                                         help="Threads per request inside the ONNX/torch encoders."),
+    max_uploads: int = typer.Option(_SERVING.max_concurrent_uploads, min=1,
+                                    help="Photo uploads answered at once (503 + Retry-After above)."),
+    log_format: str = typer.Option(_SERVING.log_format, help="Log lines as 'text' or 'json'."),
+    shutdown_timeout: float = typer.Option(_SERVING.shutdown_timeout_s, min=0.1,
+                                           help="On SIGTERM, seconds in-flight requests may take to finish."),
 ) -> None:
     """Serve the REST API and web page for a registry model (reloads when its alias moves)."""
-    import uvicorn
-
     settings = ServingConfig(host=host, port=port, max_upload_mb=max_mb, max_pixels=max_pixels,
-                             request_timeout_s=timeout, inference_workers=workers, encoder_threads=encoder_threads)
+                             request_timeout_s=timeout, inference_workers=workers, encoder_threads=encoder_threads,
+                             max_concurrent_uploads=max_uploads, log_format=log_format,
+                             shutdown_timeout_s=shutdown_timeout,
+                             log_level=os.environ.get("WANDERLENS_LOG_LEVEL", _SERVING.log_level))
     # Concurrent requests each run the encoders on `encoder_threads` threads: `workers` x 1 fills the cores
     # without the oversubscription that multi-threaded kernels per request cause (measured 15x slower MiniLM
     # under load with 2 threads per call on 2 cores).
     os.environ["WANDERLENS_ENCODER_THREADS"] = str(settings.encoder_threads)
-    from wanderlens.serving.app import create_app
+    from wanderlens.serving.app import create_app, run_server
 
     reg = _registry(registry)
     reg.resolve(model)  # fail now, as one line, if the model is not there
     app_ = create_app(reg.root, model=model, token=token, settings=settings)
     console.print(f"serving {model} from {reg.root} on http://{host}:{port}/ (docs at /docs)")
-    uvicorn.run(app_, host=host, port=port, log_level=os.environ.get("WANDERLENS_LOG_LEVEL", "warning"),
-                access_log=False)
+    run_server(app_, settings)
 
 
 def score(

@@ -35,7 +35,10 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 def travel_cmd(
     features: Path = typer.Option(..., "--features", help="Folder written by 'wanderlens featurize'."),
     model: Path = typer.Option(..., "--model", help="Folder written by 'wanderlens train'."),
-    destinations: Path = typer.Option(None, "--destinations", help="Destinations catalog CSV (optional)."),
+    destinations: Path = typer.Option(None, "--destinations", help="Destinations catalog CSV (optional; without "
+                                      "it the catalog is the cities the photos were taken in)."),
+    novelty: Path = typer.Option(None, "--novelty", help="A saved novelty model (a registry version's "
+                                 "artifacts/travel/novelty); default: fitted on the labelled photos."),
     out: Path = typer.Option(..., "--out", help="Output folder for the travel tables."),
     config: Path = typer.Option(None, "--config", help="YAML/TOML config; its 'travel' section is used."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a config key, e.g. travel.diversity=0."),
@@ -62,7 +65,7 @@ def travel_cmd(
                                *flag_overrides("travel.description", {"fact_threshold": fact_threshold})])
     spark = get_spark(master=master)
     with CommandProgress("travel", progress_console, spark=spark) as progress:
-        paths = run_travel(spark, features, model, destinations, out, cfg, progress=progress.stage)
+        paths = run_travel(spark, features, model, destinations, out, cfg, progress=progress.stage, novelty=novelty)
     _print_table("travel tables", ["table", "path"], [[name, path] for name, path in paths.items()])
 
 

@@ -233,17 +233,114 @@ def destination_popularity() -> np.ndarray:
     return 1.0 / (rank + 2.0) ** 0.8
 
 
+# Seasons of each kind of place (northern-hemisphere months; a trip's month weighs its destinations by this).
+KIND_SEASON: dict[str, dict[str, float]] = {
+    "beach": {"summer": 2.5, "winter": 0.5}, "lake": {"summer": 2.0, "winter": 0.6},
+    "countryside": {"summer": 1.6, "winter": 0.7}, "snow": {"summer": 0.25, "winter": 3.0},
+    "mountain": {"summer": 1.4, "winter": 1.2}, "desert": {"summer": 0.5, "winter": 2.0},
+    "city": {"summer": 1.0, "winter": 1.0}, "forest": {"summer": 1.3, "winter": 0.8},
+}
+ROUTE_KM = 400.0  # places of one trip are at most this far apart (the trip segmenter's default jump)
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km."""
+    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(min(1.0, h)))
+
+
+def catalog_distances() -> np.ndarray:
+    """Distances in km between every two catalog destinations."""
+    n = len(DESTINATIONS)
+    return np.array([[haversine_km(DESTINATIONS[i].latitude, DESTINATIONS[i].longitude, DESTINATIONS[j].latitude,
+                                   DESTINATIONS[j].longitude) for j in range(n)] for i in range(n)])
+
+
+def trip_successors() -> np.ndarray:
+    """For each destination, the two destinations travellers typically visit on their next trip (a fixed draw, the
+    same for every sample): the first-order structure a sequence model can learn from trip histories."""
+    rng = np.random.default_rng(20240)
+    n = len(DESTINATIONS)
+    return np.array([rng.choice([j for j in range(n) if j != i], size=2, replace=False) for i in range(n)])
+
+
+def _season_of(month: int) -> str:
+    return "winter" if month in (11, 12, 1, 2, 3) else "summer"
+
+
+def _trip_route(u: int, first_trip: bool, last_place: int | None, month: int, ctx: dict[str, Any],
+                rng: np.random.Generator) -> list[int]:
+    """The destinations of one trip, in visiting order: the first chosen by taste, home region, popularity,
+    season, distance from the last trip and the typical next trip; then, often, nearby places (within ROUTE_KM),
+    the closest and most popular first."""
+    kind_season = np.array([KIND_SEASON[d.kind][_season_of(month)] for d in DESTINATIONS])
+    w = ctx["base"][u] * kind_season * np.where(ctx["visited"][u], 0.15, 1.0)
+    if not first_trip and last_place is not None:
+        w = w * (0.35 + np.exp(-ctx["dist"][last_place] / 1500.0))
+        if rng.random() < 0.45:  # a typical next trip, when it is still new to the traveller
+            succ = [j for j in ctx["succ"][last_place] if not ctx["visited"][u][j]]
+            if succ:
+                w = np.zeros_like(w)
+                w[succ] = 1.0
+    route = [int(rng.choice(len(w), p=w / w.sum()))]
+    while len(route) < 3 and rng.random() < 0.65:
+        here = route[-1]
+        near = [j for j in range(len(w)) if j not in route and ctx["dist"][here][j] <= ROUTE_KM]
+        if not near:
+            break
+        nw = np.array([ctx["popularity"][j] * math.exp(-ctx["dist"][here][j] / 150.0) for j in near])
+        route.append(int(near[int(rng.choice(len(near), p=nw / nw.sum()))]))
+    for j in route:
+        ctx["visited"][u][j] = True
+    return route
+
+
+def _photo_record(uid: str, u: int, dest: Destination, taken: datetime, season: str, ctx: dict[str, Any],
+                  rng: np.random.Generator) -> dict[str, Any]:
+    """One photo at `dest` (scene from the place's mix, attributes, labels, caption, size, coordinates)."""
+    hour = (taken.hour + int(rng.integers(0, 15))) % 24
+    taken = taken.replace(hour=hour)
+    tod = "sunset" if hour in (18, 19) else "night" if hour >= 20 or hour < 6 else "day"
+    scenes, weights = zip(*dest.mix, strict=True)
+    wts = np.array(weights) / np.sum(weights)
+    scene = str(rng.choice(scenes, p=wts))
+    if scene == "snow" and season == "summer" and dest.kind != "snow":
+        scene = "mountain"
+    secondary = None
+    if rng.random() < 0.35:
+        others = [s for s in scenes if s != scene] or [str(rng.choice(SCENES))]
+        secondary = str(rng.choice(others))
+    attrs = _attributes(scene, secondary, tod, season, rng)
+    quality = float(np.clip(rng.normal(0.35 + 0.5 * ctx["skill"][u], 0.2), 0.0, 1.0))
+    logit = (-2.0 + 3.0 * quality + 1.0 * (tod == "sunset") + 0.9 * (SCENES.index(scene) in ctx["top_kinds"][u])
+             + 0.4 * ("people" in attrs) - 0.6 * (tod == "night"))
+    highlight = int(rng.random() < 1.0 / (1.0 + math.exp(-logit)))
+    caption, caption_kind = _caption(scene, attrs, dest, rng)
+    width, height = SIZES[int(rng.integers(len(SIZES)))]
+    return {"user_id": uid, "dest": dest, "scene": scene, "secondary": secondary, "attrs": attrs, "tod": tod,
+            "quality": quality, "highlight": highlight, "caption": caption, "caption_kind": caption_kind,
+            "tags": _tags(scene, attrs, dest, rng), "taken_at": taken, "size": (width, height),
+            "seed": int(rng.integers(0, 2**31 - 1)), "png": bool(rng.random() < 0.2),
+            "lat": dest.latitude + float(rng.normal(0, 0.03)), "lon": dest.longitude + float(rng.normal(0, 0.03))}
+
+
 def _plan(photos: int, users: int, seed: int) -> list[dict[str, Any]]:
-    """The photo records (no pixels yet): users, trips, scenes, attributes, labels, captions, times, places."""
+    """The photo records (no pixels yet): users, trips, scenes, attributes, labels, captions, times, places.
+
+    Travel has the structure of real histories: a trip visits one to three places within ROUTE_KM of each other
+    (nearby places first), the next trip tends to start near the last one or at one of its typical successors
+    (`trip_successors`), travellers keep to a home region, and the season of a trip weighs the kinds of places
+    (`KIND_SEASON`). Photo content follows the place visited, as before."""
     rng = np.random.default_rng(seed)
     dest_kind = np.array([SCENES.index(d.kind) for d in DESTINATIONS])
     user_ids = [f"u{i:03d}" for i in range(users)]
     prefs = rng.dirichlet(np.full(len(SCENES), 0.45), size=users)
-    # Tastes photos cannot show (where in the world a traveller goes) and places everybody goes: the part of the
-    # choice only collaborative filtering and popularity can learn. Drawn apart so the photo draws stay as they were.
-    taste_rng = np.random.default_rng([seed, 1])
+    # Tastes photos cannot show (where in the world a traveller goes, where they went last) and places everybody
+    # goes: drawn apart (route_rng) so the photo draws keep their stream.
+    route_rng = np.random.default_rng([seed, 1])
     dest_region = np.array([REGIONS.index(destination_region(d)) for d in DESTINATIONS])
-    region_prefs = taste_rng.dirichlet(np.full(len(REGIONS), 0.5), size=users)
+    region_prefs = route_rng.dirichlet(np.full(len(REGIONS), 0.3), size=users)
     popularity = destination_popularity()
     seasons = rng.choice(["summer", "winter", "any"], size=users, p=[0.45, 0.2, 0.35])
     skill = rng.beta(2.0, 2.0, size=users)
@@ -253,74 +350,34 @@ def _plan(photos: int, users: int, seed: int) -> list[dict[str, Any]]:
         counts[int(np.argmax(counts))] -= 1
     while counts.sum() < photos:
         counts[int(rng.integers(users))] += 1
+    ctx: dict[str, Any] = {
+        "base": (prefs[:, dest_kind] + 0.02) * (region_prefs[:, dest_region] + 0.03) * popularity,
+        "visited": np.zeros((users, len(DESTINATIONS)), bool), "dist": catalog_distances(),
+        "succ": trip_successors(), "popularity": popularity, "skill": skill,
+        "top_kinds": [set(np.argsort(p)[-2:].tolist()) for p in prefs]}
     records: list[dict[str, Any]] = []
     epoch = datetime(2022, 1, 1, tzinfo=UTC)
     for u, uid in enumerate(user_ids):
         remaining = int(counts[u])
-        top_kinds = set(np.argsort(prefs[u])[-2:].tolist())
         trip_start = epoch + timedelta(days=float(rng.uniform(0, 120)))
+        last_place: int | None = None
+        first = True
         while remaining > 0:
             n = min(remaining, int(rng.integers(4, 22)))
             remaining -= n
-            w = (prefs[u][dest_kind] + 0.02) * (region_prefs[u][dest_region] + 0.05) * popularity
-            if seasons[u] == "winter":
-                w = w * np.where(np.isin(dest_kind, [SCENES.index("snow"), SCENES.index("mountain")]), 2.0, 1.0)
-            dest = DESTINATIONS[int(rng.choice(len(DESTINATIONS), p=w / w.sum()))]
             month = _season_month(str(seasons[u]), rng)
+            route = _trip_route(u, first, last_place, month, ctx, route_rng)
+            first, last_place = False, route[-1]
             year = trip_start.year + (1 if month < trip_start.month else 0)
             start = datetime(min(year, 2025), month, int(rng.integers(1, 25)), 8, tzinfo=UTC)
             trip_start = start + timedelta(days=int(rng.integers(20, 200)))
             season = "winter" if month in (12, 1, 2, 3) else "summer"
-            days = int(rng.integers(1, 8))
+            days = max(int(rng.integers(1, 8)), len(route))
             times = sorted(rng.uniform(0, days * 24 * 3600, size=n))
-            scenes, weights = zip(*dest.mix, strict=True)
-            wts = np.array(weights) / np.sum(weights)
-            for t in times:
-                taken = start + timedelta(seconds=float(t))
-                hour = (taken.hour + int(rng.integers(0, 15))) % 24
-                taken = taken.replace(hour=hour)
-                tod = "sunset" if hour in (18, 19) else "night" if hour >= 20 or hour < 6 else "day"
-                scene = str(rng.choice(scenes, p=wts))
-                if scene == "snow" and season == "summer" and dest.kind != "snow":
-                    scene = "mountain"
-                secondary = None
-                if rng.random() < 0.35:
-                    others = [s for s in scenes if s != scene] or [str(rng.choice(SCENES))]
-                    secondary = str(rng.choice(others))
-                attrs = _attributes(scene, secondary, tod, season, rng)
-                quality = float(np.clip(rng.normal(0.35 + 0.5 * skill[u], 0.2), 0.0, 1.0))
-                logit = (
-                    -2.0
-                    + 3.0 * quality
-                    + 1.0 * (tod == "sunset")
-                    + 0.9 * (SCENES.index(scene) in top_kinds)
-                    + 0.4 * ("people" in attrs)
-                    - 0.6 * (tod == "night")
-                )
-                highlight = int(rng.random() < 1.0 / (1.0 + math.exp(-logit)))
-                caption, caption_kind = _caption(scene, attrs, dest, rng)
-                width, height = SIZES[int(rng.integers(len(SIZES)))]
-                records.append(
-                    {
-                        "user_id": uid,
-                        "dest": dest,
-                        "scene": scene,
-                        "secondary": secondary,
-                        "attrs": attrs,
-                        "tod": tod,
-                        "quality": quality,
-                        "highlight": highlight,
-                        "caption": caption,
-                        "caption_kind": caption_kind,
-                        "tags": _tags(scene, attrs, dest, rng),
-                        "taken_at": taken,
-                        "size": (width, height),
-                        "seed": int(rng.integers(0, 2**31 - 1)),
-                        "png": bool(rng.random() < 0.2),
-                        "lat": dest.latitude + float(rng.normal(0, 0.03)),
-                        "lon": dest.longitude + float(rng.normal(0, 0.03)),
-                    }
-                )
+            for i, t in enumerate(times):
+                # Places in visiting order, each for an equal share of the trip's photos (at least one each).
+                dest = DESTINATIONS[route[min(len(route) - 1, i * len(route) // n)]]
+                records.append(_photo_record(uid, u, dest, start + timedelta(seconds=float(t)), season, ctx, rng))
     order = rng.permutation(len(records))
     records = [records[i] for i in order]
     for i, r in enumerate(records):

@@ -40,7 +40,8 @@ class HasTabularInputs(Params):
     """Params of the tabular input block (defaults from `ModelConfig`, set by the estimator)."""
 
     categoricalCols = Param(Params._dummy(), "categoricalCols", "categorical columns, each embedded with a learned "
-                            "table (values unseen in fit share an 'unknown' row)", typeConverter=TypeConverters.toListString)
+                            "table (values unseen in fit share an 'unknown' row)",
+                            typeConverter=TypeConverters.toListString)
     numericCols = Param(Params._dummy(), "numericCols", "numeric columns, each through a numeric feature embedding "
                         "(nulls take the training median)", typeConverter=TypeConverters.toListString)
     embeddingDim = Param(Params._dummy(), "embeddingDim", "width of each categorical and numeric embedding",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
@@ -24,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from wanderlens.errors import InputError, WanderlensError
-from wanderlens.io import read_json, read_ml_metadata
+from wanderlens.io import output_lock, read_json, read_ml_metadata
 
 DEFAULT_ALIAS = "production"
+LOCK_TIMEOUT_S = 120.0  # how long a writer waits for another one (a register copying a big model) before refusing
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _VERSION_RE = re.compile(r"^v?(\d{1,6})$")
 
@@ -74,6 +74,22 @@ def _fsync_write(path: Path, text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _make_writable(path: Path) -> None:
+    """Give the owner write permission back on a (read-only) tree, so it can be removed."""
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        with contextlib.suppress(OSError):
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
 
 
 def _make_read_only(path: Path) -> None:
@@ -152,14 +168,11 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        """Exclusive lock on the registry for writers (register, promote, rollback) across processes."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        """Exclusive lock on the registry for writers (register, promote, rollback) across processes: the shared
+        output lock (`wanderlens.io.output_lock`), waiting up to LOCK_TIMEOUT_S for another writer; an OS lock,
+        so a killed holder releases it."""
+        with output_lock(self.root, job="registry", timeout=LOCK_TIMEOUT_S, recover=False):
+            yield
 
     # -- reading ----------------------------------------------------------------------------------------------
     def versions(self) -> list[int]:
@@ -255,6 +268,11 @@ class ModelRegistry:
         The data snapshot hash is taken from `data_dir` (default: the `features` table beside the pipeline);
         metrics and config default to `metrics.json` / `config.json` in the model folder, else to the model's own
         Params and the last epoch of its training history.
+
+        The whole registration holds the registry lock: a second `register` (or a promote) waits for it, so two
+        registrations get distinct numbers and each version is one complete copy. The version is built in
+        `.staging/` and renamed into `versions/` whole, so a kill at any point leaves the registry as it was (the
+        next writer removes the killed one's staging folder).
         """
         feature_pipeline, model = Path(feature_pipeline), Path(model)
         for name, p in (("feature pipeline", feature_pipeline), ("model", model)):
@@ -262,48 +280,66 @@ class ModelRegistry:
                 raise InputError(f"{name} folder not found: {p} (pass the folder a fit wrote)")
         if travel_dir is not None and not Path(travel_dir).is_dir():
             raise InputError(f"travel folder not found: {travel_dir} (run 'wanderlens travel' first or omit it)")
-        data = Path(data_dir) if data_dir else feature_pipeline.parent / "features"
-        staging = self.root / ".staging" / uuid.uuid4().hex
-        art = staging / "artifacts"
-        art.mkdir(parents=True)
-        try:
-            shutil.copytree(feature_pipeline, art / "feature_pipeline")
-            shutil.copytree(model, art / "model")
-            if travel_dir is not None:
-                shutil.copytree(travel_dir, art / "travel")
-            labels = feature_pipeline.parent / "labels.json"
-            if labels.is_file():
-                shutil.copy2(labels, art / "labels.json")
-            model_config, model_metrics = model_summary(model)
-            if config is None:
-                config = _read_optional_json(model / "config.json") or model_config
-            if metrics is None:
-                metrics = _read_optional_json(model / "metrics.json") or model_metrics
-            meta: dict[str, Any] = {
-                "created": _utc_now(),
-                "config": config,
-                "metrics": metrics,
-                "data_snapshot_hash": data_snapshot_hash(data) if data.is_dir() else None,
-                "data_path": str(data.resolve()) if data.is_dir() else None,
-                "packages": _package_versions(),
-                "package_version": _package_versions()["wanderlens"],
-                "sources": {"feature_pipeline": str(feature_pipeline.resolve()), "model": str(model.resolve()),
-                            "travel": str(Path(travel_dir).resolve()) if travel_dir else None},
-                "has_travel": travel_dir is not None,
-                "checksum": tree_checksum(art),
-            }
-            meta.update(metadata or {})
-            _make_read_only(art)
-            with self._lock():
+        with self._lock():
+            self._remove_stale_staging()
+            staging = self.root / ".staging" / uuid.uuid4().hex
+            try:
+                meta = self._stage(staging, feature_pipeline, model, travel_dir, data_dir, metrics, config)
+                meta.update(metadata or {})
                 version = (self.versions()[-1] + 1) if self.versions() else 1
                 meta["version"] = version
                 _fsync_write(staging / "metadata.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
                 self.versions_dir.mkdir(parents=True, exist_ok=True)
                 os.rename(staging, self.version_dir(version))
-            return version
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+                _fsync_dir(self.versions_dir)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+        return version
+
+    def _remove_stale_staging(self) -> None:
+        """Remove what a killed `register` left in `.staging` (only called under the lock, so none is live)."""
+        staging_root = self.root / ".staging"
+        if staging_root.is_dir():
+            for leftover in staging_root.iterdir():
+                _make_writable(leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    @staticmethod
+    def _stage(staging: Path, feature_pipeline: Path, model: Path, travel_dir: str | Path | None,
+               data_dir: str | Path | None, metrics: dict[str, Any] | None, config: dict[str, Any] | None,
+               ) -> dict[str, Any]:
+        """Copy the artifacts into `staging/artifacts`, make them read-only and return the version's metadata."""
+        data = Path(data_dir) if data_dir else feature_pipeline.parent / "features"
+        art = staging / "artifacts"
+        art.mkdir(parents=True)
+        shutil.copytree(feature_pipeline, art / "feature_pipeline")
+        shutil.copytree(model, art / "model")
+        if travel_dir is not None:
+            shutil.copytree(travel_dir, art / "travel")
+        labels = feature_pipeline.parent / "labels.json"
+        if labels.is_file():
+            shutil.copy2(labels, art / "labels.json")
+        model_config, model_metrics = model_summary(model)
+        if config is None:
+            config = _read_optional_json(model / "config.json") or model_config
+        if metrics is None:
+            metrics = _read_optional_json(model / "metrics.json") or model_metrics
+        meta: dict[str, Any] = {
+            "created": _utc_now(),
+            "config": config,
+            "metrics": metrics,
+            "data_snapshot_hash": data_snapshot_hash(data) if data.is_dir() else None,
+            "data_path": str(data.resolve()) if data.is_dir() else None,
+            "packages": _package_versions(),
+            "package_version": _package_versions()["wanderlens"],
+            "sources": {"feature_pipeline": str(feature_pipeline.resolve()), "model": str(model.resolve()),
+                        "travel": str(Path(travel_dir).resolve()) if travel_dir else None},
+            "has_travel": travel_dir is not None,
+            "checksum": tree_checksum(art),
+        }
+        _make_read_only(art)
+        return meta
 
     def promote(self, ref: str | int, alias: str = DEFAULT_ALIAS) -> int:
         """Point `alias` at a version (atomically); the version it pointed to goes on the rollback history."""

@@ -8,6 +8,8 @@ time.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import hmac
 from typing import Annotated, Any
 
@@ -37,9 +39,15 @@ def require_admin(state: State,
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
+async def _off_loop(fn: Any, *args: Any) -> Any:
+    """Run `fn(*args)` in a thread: registry writes wait for the registry lock, which must not stall the loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+        contextvars.copy_context().run, fn, *args))
+
+
 async def _refresh(state: State) -> bool:
     """Reload the holder now (off the event loop); True when a new version was swapped in."""
-    return await asyncio.get_running_loop().run_in_executor(None, state.holder.refresh)
+    return await _off_loop(state.holder.refresh)
 
 
 @router.post("/reload", response_model=ReloadResponse, responses=error_responses(401, 403),
@@ -54,7 +62,7 @@ async def admin_reload(state: State) -> dict[str, Any]:
 async def admin_promote(state: State, body: PromoteRequest) -> dict[str, Any]:
     if state.model.lstrip("v").isdigit():
         raise HTTPException(409, f"this server serves the fixed version {state.model}, not an alias")
-    version = state.registry.promote(body.version, alias=state.model)
+    version = await _off_loop(state.registry.promote, body.version, state.model)
     await _refresh(state)
     return {"alias": state.model, "version": version, "model_version": state.holder.version}
 
@@ -62,6 +70,6 @@ async def admin_promote(state: State, body: PromoteRequest) -> dict[str, Any]:
 @router.post("/rollback", response_model=AliasResponse, responses=error_responses(400, 401, 403),
              summary="Point the alias back at its previous version and reload (admin)")
 async def admin_rollback(state: State) -> dict[str, Any]:
-    version = state.registry.rollback(alias=state.model)
+    version = await _off_loop(state.registry.rollback, state.model)
     await _refresh(state)
     return {"alias": state.model, "version": version, "model_version": state.holder.version}

@@ -7,8 +7,11 @@ Pure functions and one ASGI middleware, so the rules are testable without a serv
 from __future__ import annotations
 
 import io
+import json
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
@@ -29,6 +32,26 @@ _MAGIC: list[tuple[str, callable]] = [
     ("image/gif", lambda b: b[:6] in (b"GIF87a", b"GIF89a")),
     ("image/bmp", lambda b: b[:2] == b"BM"),
 ]
+
+
+# The id of the request being answered ('-' outside one): set by the app's outermost middleware, read by logs and
+# by every error body.
+REQUEST_ID: ContextVar[str] = ContextVar("wanderlens_request_id", default="-")
+
+
+def error_body(detail: Any) -> dict[str, Any]:
+    """The JSON body of every refused request: the message (or FastAPI's field list) and the request id."""
+    return {"detail": detail, "request_id": REQUEST_ID.get()}
+
+
+async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """Answer from an ASGI middleware with a JSON body; the connection is closed after it (the request body may
+    not have been read)."""
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close"), *headers]})
+    await send({"type": "http.response.body", "body": data})
 
 
 class RejectedInput(Exception):
@@ -141,14 +164,34 @@ class BodySizeLimit:
             await self._reject(send)
 
     async def _reject(self, send) -> None:
-        import json
+        await send_json(send, 413, error_body(f"request body over the {self.max_bytes:,}-byte limit; send a smaller "
+                                              "photo"))
 
-        body = json.dumps({"detail": f"request body over the {self.max_bytes:,}-byte limit; send a smaller "
-                                     "photo"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+
+class UploadLimit:
+    """ASGI middleware: at most `max_concurrent` photo uploads (POST to `paths`) are received and answered at once;
+    one more gets 503 with `Retry-After` before its body is read, so a burst cannot fill memory with photos."""
+
+    def __init__(self, app, max_concurrent: int, retry_after_s: int = 1,
+                 paths: tuple[str, ...] = ("/v1/describe",)) -> None:
+        self.app = app
+        self.max_concurrent = max_concurrent
+        self.retry_after_s = retry_after_s
+        self.paths = paths
+        self.active = 0  # only touched on the event loop: no lock needed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") not in self.paths:
+            return await self.app(scope, receive, send)
+        if self.active >= self.max_concurrent:
+            return await send_json(send, 503, error_body(
+                f"too many photo uploads at once (limit {self.max_concurrent}); retry in {self.retry_after_s} s"),
+                headers=[(b"retry-after", str(self.retry_after_s).encode())])
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
 
 
 class _BodyTooLarge(Exception):

@@ -22,6 +22,7 @@ class ErrorResponse(BaseModel):
     """Any refused request: one message naming the field or the thing at fault, and the fix."""
 
     detail: str
+    request_id: str = Field(description="the request's id (the X-Request-ID header): quote it when reporting")
 
 
 class FieldError(_Open):
@@ -36,6 +37,7 @@ class ValidationErrorResponse(BaseModel):
     """422: a message (the service's own checks) or FastAPI's per-field list (request validation)."""
 
     detail: str | list[FieldError]
+    request_id: str = Field(description="the request's id (the X-Request-ID header)")
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -45,9 +47,15 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
             404: "Not found (unknown id, or the served version has no travel tables)",
             409: "The server serves a fixed version, not an alias", 413: "Body or image over the server's limit",
             415: "The upload is not a supported image", 422: "A field is missing or malformed",
-            503: "No model loaded yet", 504: "The request ran past the server's time limit"}
-    return {code: {"model": ValidationErrorResponse if code == 422 else ErrorResponse, "description": what[code]}
-            for code in codes}
+            503: "No model loaded yet, or too many photo uploads at once: retry after `Retry-After` seconds",
+            504: "The request ran past the server's time limit"}
+    out: dict[int | str, dict[str, Any]] = {
+        code: {"model": ValidationErrorResponse if code == 422 else ErrorResponse, "description": what[code]}
+        for code in codes}
+    if 503 in out:
+        out[503]["headers"] = {"Retry-After": {"description": "seconds to wait before retrying",
+                                               "schema": {"type": "integer"}}}
+    return out
 
 
 # -- model ----------------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ Keeping it in one object (on `app.state.service`) lets each router live in its o
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +40,8 @@ class ServiceState:
         current = self.holder.current
         if current is None:
             raise HTTPException(503, f"no model loaded yet for {self.model!r}"
-                                     + (f" ({self.holder.last_error})" if self.holder.last_error else ""))
+                                     + (f" ({self.holder.last_error})" if self.holder.last_error else ""),
+                                headers={"Retry-After": str(self.settings.retry_after_s)})
         return current
 
     @staticmethod
@@ -54,7 +57,9 @@ class ServiceState:
         limit = self.settings.request_timeout_s
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self.pool, fn, *args), timeout=limit)
+            # The copied context carries the request id into the pool thread, so its log lines have it too.
+            call = functools.partial(contextvars.copy_context().run, fn, *args)
+            return await asyncio.wait_for(loop.run_in_executor(self.pool, call), timeout=limit)
         except TimeoutError as exc:
             raise HTTPException(504, f"the request took longer than {limit:g} s; try a smaller photo or retry "
                                      "later") from exc

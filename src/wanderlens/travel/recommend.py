@@ -1,13 +1,13 @@
-"""Travel suggestions: unvisited destinations ranked by a blend of content similarity, collaborative filtering and
-popularity.
+"""Travel suggestions from visit histories: where a traveller is likely to go next, and why.
 
-Content: a user's profile (mean interest distribution and mean joint-space embedding of their photos) against each
-destination's profile (the same, from the photos taken there, shrunk towards its kind's photos, and its catalog
-description), both centred on their own means. Collaborative: MLlib `ALS` with implicit feedback on user x
-destination visits. Each, with log popularity, is turned into per-user standard scores and blended
-(`contentWeight`, `popularityWeight`, tuned on validation by `wanderlens.travel.evaluate`); users ALS has never seen
-are served by content and popularity. A greedy re-rank keeps kinds varied unless the user only photographs one
-kind, and every suggestion carries its reasons in words.
+Input: visits `(user_id, destination_id, trip_id, visited_at)` (check-ins, bookings) or photos (`taken_at`, many
+rows per visit; `interest` and `joint_embedding` when present add the photo-content signal), and the destinations
+catalog (kind, coordinates) read from `catalogPath`. `wanderlens.travel.signals` computes, with Spark, one column per
+signal (popularity with time decay, ALS, co-visitation, trip-to-trip transitions, three geographic signals, season,
+kind, content); `wanderlens.travel.ranker` learns to rank with them on validation trips (each user's last trip of
+the training data hidden) and keeps the learned ranker only if it beats every single signal on held-out validation
+users ("auto"; else the best signal). Suggestions carry reasons read from the signals that added most to their
+score. `rank` ranks many users without reasons (evaluation); `recommend` adds reasons only for what is shown.
 """
 
 from __future__ import annotations
@@ -20,32 +20,30 @@ import pandas as pd
 from pyspark import keyword_only
 from pyspark.errors import AnalysisException
 from pyspark.ml import Estimator, Model
-from pyspark.ml.feature import StringIndexer, StringIndexerModel
+from pyspark.ml.feature import StringIndexer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasMaxIter, HasRegParam, HasSeed
-from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.ml.recommendation import ALS
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wanderlens.config import TravelConfig
 from wanderlens.errors import InputError
 from wanderlens.persistence import DataStage
-from wanderlens.travel.profiles import (
-    cosine_expr,
-    destination_profiles,
-    mean_arrays,
-    mean_interest,
-    user_profiles,
-)
+from wanderlens.travel.profiles import cosine_expr, destination_profiles, mean_arrays, mean_interest, user_profiles
+from wanderlens.travel.ranker import RANKER, RankerChoice, choose_method, contributions, ranked_lists, top_k, with_score
+from wanderlens.travel.signals import SIGNALS, AlsParts, compute_signals, places_table
 from wanderlens.travel.trips import join_words, plural, require_columns
+from wanderlens.travel.visits import check_places, last_trip_split, visits_from_rows
 
 
 def load_catalog(spark: SparkSession, path: str | Path) -> DataFrame:
     """The destinations catalog at `path`, on any Hadoop file system: a `.csv` file (as the sample's
     destinations.csv, `tags` `;`-separated) or a Parquet table (as the travel job's `catalog`, with
-    `description_embedding`). It needs destination_id and name; country, kind, description, tags are optional."""
+    `description_embedding`). It needs destination_id and name; country, kind, latitude, longitude, description,
+    tags are optional (without coordinates the geographic signals are 0)."""
     p = str(path)
     try:
         cat = spark.read.csv(p, header=True, inferSchema=False) if p.lower().endswith(".csv") else \
@@ -63,11 +61,11 @@ def load_catalog(spark: SparkSession, path: str | Path) -> DataFrame:
 
 
 class _RecParams(HasMaxIter, HasRegParam, HasSeed):
-    """Params shared by `TravelRecommender` and its model; the blend, variety and count defaults come from
-    `TravelConfig` (the values tuned by bench_travel), the ALS ones are MLlib-style settings of this stage."""
+    """Params shared by `TravelRecommender` and its model; defaults come from `TravelConfig` (the values measured
+    best by bench_travel), the ALS ones are MLlib-style settings of this stage."""
 
-    labels = Param(Params._dummy(), "labels", "interest labels: scene classes then attribute labels",
-                   TypeConverters.toListString)
+    labels = Param(Params._dummy(), "labels", "interest labels: scene classes then attribute labels (needed when "
+                   "the input has an `interest` column)", TypeConverters.toListString)
     sceneCount = Param(Params._dummy(), "sceneCount", "how many of `labels` are scene classes", TypeConverters.toInt)
     catalogPath = Param(Params._dummy(), "catalogPath",
                         "destinations catalog: a .csv file or a Parquet table (any Hadoop path), see load_catalog",
@@ -76,23 +74,19 @@ class _RecParams(HasMaxIter, HasRegParam, HasSeed):
                             "users whose visits ALS must not see (cold-start evaluation)", TypeConverters.toListString)
     rank = Param(Params._dummy(), "rank", "ALS rank", TypeConverters.toInt)
     alpha = Param(Params._dummy(), "alpha", "ALS implicit confidence scale", TypeConverters.toFloat)
-    contentWeight = Param(Params._dummy(), "contentWeight",
-                          "share of content similarity in the blend", TypeConverters.toFloat)
-    popularityWeight = Param(Params._dummy(), "popularityWeight",
-                             "share of popularity in the blend (ALS gets 1 - contentWeight - popularityWeight)",
-                             TypeConverters.toFloat)
-    newUserContentWeight = Param(Params._dummy(), "newUserContentWeight",
-                                 "for users ALS never saw: share of content (the rest popularity); negative: "
-                                 "contentWeight and popularityWeight in proportion", TypeConverters.toFloat)
+    method = Param(Params._dummy(), "method", "'auto' (the learned ranker if it beats every single signal on "
+                   "validation, else the best signal), 'ranker', or one signal name", TypeConverters.toString)
+    halflifeDays = Param(Params._dummy(), "halflifeDays", "popularity: a visit's weight halves every this many days",
+                         TypeConverters.toFloat)
+    rankerTrees = Param(Params._dummy(), "rankerTrees", "boosted trees of the learned ranker", TypeConverters.toInt)
+    rankerDepth = Param(Params._dummy(), "rankerDepth", "depth of each tree of the learned ranker",
+                        TypeConverters.toInt)
     priorPhotos = Param(Params._dummy(), "priorPhotos",
                         "photos' worth of its kind's mean that a destination profile is shrunk towards",
                         TypeConverters.toFloat)
     interestWeight = Param(Params._dummy(), "interestWeight",
                            "share of the interest-distribution cosine in content similarity (rest: embedding)",
                            TypeConverters.toFloat)
-    diversity = Param(Params._dummy(), "diversity",
-                      "penalty per already-suggested destination of the same kind (in standard-score units)",
-                      TypeConverters.toFloat)
     descriptionWeight = Param(Params._dummy(), "descriptionWeight",
                               "share of the catalog description in a destination's embedding", TypeConverters.toFloat)
     numSuggestions = Param(Params._dummy(), "numSuggestions", "suggestions per user (transform)", TypeConverters.toInt)
@@ -101,26 +95,27 @@ class _RecParams(HasMaxIter, HasRegParam, HasSeed):
         super().__init__()
         travel = TravelConfig()
         self._setDefault(labels=[], sceneCount=0, catalogPath="", cfExcludedUsers=[], rank=8, regParam=0.1,
-                         alpha=1.0, maxIter=10, contentWeight=travel.content_weight,
-                         popularityWeight=travel.popularity_weight,
-                         newUserContentWeight=travel.new_user_content_weight, priorPhotos=10.0, interestWeight=0.5,
-                         diversity=travel.diversity, descriptionWeight=0.3, seed=travel.seed,
+                         alpha=1.0, maxIter=10, method=travel.recommender_method, halflifeDays=travel.halflife_days,
+                         rankerTrees=travel.ranker_trees, rankerDepth=travel.ranker_depth, priorPhotos=10.0,
+                         interestWeight=0.5, descriptionWeight=0.3, seed=travel.seed,
                          numSuggestions=travel.suggestions_per_user)
 
 
 def recommender_params(travel: TravelConfig) -> dict[str, Any]:
-    """The TravelRecommender Params a travel config sets (blend weights, variety, suggestions, seed)."""
-    return {"contentWeight": travel.content_weight, "popularityWeight": travel.popularity_weight,
-            "newUserContentWeight": travel.new_user_content_weight, "diversity": travel.diversity,
+    """The TravelRecommender Params a travel config sets; with a default config these are the estimator's own
+    defaults, so the job and the estimator suggest the same."""
+    return {"method": travel.recommender_method, "halflifeDays": travel.halflife_days,
+            "rankerTrees": travel.ranker_trees, "rankerDepth": travel.ranker_depth,
             "numSuggestions": travel.suggestions_per_user, "seed": travel.seed}
 
 
 class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultParamsWritable):
-    """Fits profiles and ALS on photos (user_id, destination_id, interest, joint_embedding[, trip_id, taken_at]).
+    """Learns to suggest places from visits (user_id, destination_id, trip_id, visited_at) or photos (taken_at; with
+    `interest` [and `joint_embedding`] the photo-content signal joins in).
 
-    Constructed without data, like every pyspark.ml stage: the destinations catalog (destination_id, name[, kind,
-    country, description_embedding]) is read at fit time from `catalogPath`, so the estimator and its model save and
-    load with pyspark.ml persistence and sit in a `Pipeline`. `labels` names the values of the `interest` vectors.
+    Constructed without data, like every pyspark.ml stage: the catalog is read at fit time from `catalogPath`.
+    Fitting hides each user's last trip, computes the signals on the rest, trains the ranker on half those users and
+    keeps it only if it beats every single signal on the other half; then everything is refitted on all visits.
     """
 
     @keyword_only
@@ -139,219 +134,288 @@ class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultPar
         if not labels:
             raise InputError("TravelRecommender: the `labels` Param is empty; set it to the names of the `interest` "
                              "values (scene classes, then attribute labels: task_roles(model.tasks).interest_labels, "
-                             "or `interest_labels` in the travel job's summary.json)")
+                             "or `interest_labels` in the travel job's summary.json), or drop the `interest` column "
+                             "to learn from visits alone")
         if not 0 <= sc <= len(labels):
             raise InputError(f"TravelRecommender: sceneCount is {sc} but `labels` has {len(labels)} names; "
                              "sceneCount counts the scene classes at the start of `labels`")
         lo, hi = photos.where(F.col("interest").isNotNull()).agg(
             F.min(F.size("interest")), F.max(F.size("interest"))).first()
         if lo is None:
-            raise InputError("TravelRecommender: no photo has an `interest` vector; pass the travel job's photos")
+            raise InputError("TravelRecommender: no row has an `interest` vector; pass the travel job's photos, or "
+                             "drop the `interest` column to learn from visits alone")
         if lo != len(labels) or hi != len(labels):
             got = f"{lo}" if lo == hi else f"{lo} to {hi}"
             raise InputError(f"TravelRecommender: the `interest` vectors have {got} values but `labels` names "
                              f"{len(labels)}; `labels` must name every interest value, in order")
 
-    def _fit(self, photos: DataFrame) -> TravelRecommenderModel:
+    def _fit(self, rows: DataFrame) -> TravelRecommenderModel:
         g = self.getOrDefault
-        require_columns(photos, ["user_id", "destination_id", "interest", "joint_embedding"], "TravelRecommender")
-        self._check_interest(photos)
+        require_columns(rows, ["user_id", "destination_id"], "TravelRecommender")
+        photos = rows if "interest" in rows.columns else None
+        if photos is not None:
+            self._check_interest(photos)
         if not g(self.catalogPath):
             raise InputError("TravelRecommender: set catalogPath to the destinations catalog (a .csv file or the "
                              "travel job's `catalog` Parquet table)")
-        catalog = load_catalog(photos.sparkSession, g(self.catalogPath))
-        labels, sc = list(g(self.labels)), g(self.sceneCount)
-        # Profiles and visits are small and read many times (scoring, reasons, saving): keep them cached.
-        baseline = mean_interest(photos)
-        users = user_profiles(photos, labels, sc, baseline).cache()
-        dests = destination_profiles(photos, catalog, labels, sc, g(self.descriptionWeight), baseline,
-                                     g(self.priorPhotos)).cache()
-        visits = (photos.where(F.col("destination_id").isNotNull())
-                  .groupBy("user_id", "destination_id").agg(F.count("*").alias("photos"))).cache()
-        didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(
-            catalog.select("destination_id"))
+        catalog = load_catalog(rows.sparkSession, g(self.catalogPath))
+        places = places_table(catalog).cache()
+        visits = visits_from_rows(rows).cache()
+        check_places(visits, places, "TravelRecommender")
+        if visits.limit(1).count() == 0:
+            raise InputError("TravelRecommender: no visit to learn from (rows need destination_id, trip_id and a time)")
+        # Validation: each user's last trip hidden; the ranker is trained and chosen on those trips.
+        vhist, vrel = last_trip_split(visits)
+        vphotos = None if photos is None else photos.join(vhist.select("user_id", "trip_id").distinct(),
+                                                          ["user_id", "trip_id"])
+        vusers = vrel.select("user_id")
+        vfeat = compute_signals(vhist, places, vusers, self._fit_als(vhist, places),
+                                self._content(vphotos, catalog, vusers), g(self.halflifeDays))
+        choice = choose_method(vfeat, vrel, 10, g(self.seed), g(self.rankerTrees), g(self.rankerDepth),
+                               g(self.method))
+        model = TravelRecommenderModel()
+        users, dests = self._profiles(photos, catalog, visits, places)
+        model._set_fitted(visits, places, users, dests, self._fit_als(visits, places), choice)
+        return self._copyValues(model)
+
+    def _fit_als(self, visits: DataFrame, places: DataFrame) -> AlsParts:
+        g = self.getOrDefault
         excluded = list(g(self.cfExcludedUsers))
-        cf_visits = visits.where(~F.col("user_id").isin(excluded)) if excluded else visits
-        uidx = StringIndexer(inputCol="user_id", outputCol="user_idx", handleInvalid="keep").fit(cf_visits)
-        ratings = didx.transform(uidx.transform(cf_visits)).withColumn("rating", F.log1p("photos"))
+        v = visits.where(~F.col("user_id").isin(excluded)) if excluded else visits
+        v = v.groupBy("user_id", "destination_id").agg(F.log1p(F.sum("photos")).alias("rating"))
+        uidx = StringIndexer(inputCol="user_id", outputCol="user_idx", handleInvalid="keep").fit(v)
+        didx = StringIndexer(inputCol="destination_id", outputCol="dest_idx", handleInvalid="keep").fit(places)
         als = ALS(userCol="user_idx", itemCol="dest_idx", ratingCol="rating", implicitPrefs=True, rank=g(self.rank),
                   regParam=g(self.regParam), alpha=g(self.alpha), maxIter=g(self.maxIter), seed=g(self.seed),
                   coldStartStrategy="nan", nonnegative=True)
-        model = TravelRecommenderModel()._set_fitted(users, dests, visits.select("user_id", "destination_id"), uidx,
-                                                     didx, als.fit(ratings))
-        return self._copyValues(model)
+        return AlsParts(uidx, didx, als.fit(didx.transform(uidx.transform(v))))
+
+    def _content(self, photos: DataFrame | None, catalog: DataFrame, users: DataFrame) -> DataFrame | None:
+        """user_id, destination_id, content for `users` (None without photos)."""
+        if photos is None:
+            return None
+        u, d = self._photo_profiles(photos, catalog)
+        return content_scores(u.join(users, "user_id"), d, float(self.getOrDefault(self.interestWeight)))
+
+    def _photo_profiles(self, photos: DataFrame, catalog: DataFrame) -> tuple[DataFrame, DataFrame]:
+        g = self.getOrDefault
+        if "joint_embedding" not in photos.columns:
+            photos = photos.withColumn("joint_embedding", F.lit(None).cast("array<float>"))
+        labels, sc = list(g(self.labels)), g(self.sceneCount)
+        baseline = mean_interest(photos)
+        return (user_profiles(photos, labels, sc, baseline),
+                destination_profiles(photos, catalog, labels, sc, g(self.descriptionWeight), baseline,
+                                     g(self.priorPhotos)))
+
+    def _profiles(self, photos: DataFrame | None, catalog: DataFrame, visits: DataFrame, places: DataFrame
+                  ) -> tuple[DataFrame, DataFrame]:
+        """User and destination profiles: from photos (interest, embedding, top labels) or, without photos, from
+        visits (counts and the kinds of places visited)."""
+        if photos is not None:
+            u, d = self._photo_profiles(photos, catalog)
+            return u.cache(), d.cache()
+        k = visits.join(places.select("destination_id", "kind"), "destination_id")
+        u = k.groupBy("user_id").agg(F.count("*").alias("visits"), F.countDistinct("trip_id").alias("trips"),
+                                     F.countDistinct("destination_id").alias("destinations"),
+                                     F.slice(F.array_distinct(F.collect_list("kind")), 1, 3).alias("top_labels"))
+        vis = visits.groupBy("destination_id").agg(F.countDistinct("user_id").alias("visitors"))
+        d = places.join(vis, "destination_id", "left").fillna({"visitors": 0}).withColumn(
+            "top_labels", F.array(F.col("kind")))
+        return u.cache(), d.cache()
 
 
-def _percentile(col: str, part: str = "user_id"):
-    w = Window.partitionBy(part).orderBy(F.col(col).asc_nulls_first())
-    return F.when(F.col(col).isNull() | F.isnan(col), F.lit(None)).otherwise(F.percent_rank().over(w))
+def content_scores(users: DataFrame, dests: DataFrame, interest_weight: float) -> DataFrame:
+    """user_id, destination_id, content: `interest_weight` x cosine(interest) + the rest x cosine(embedding), each
+    side centred on its own mean first (raw means of photo predictions all look alike)."""
+    def center(t: DataFrame) -> DataFrame:
+        return mean_arrays(t.withColumn("_all", F.lit(1)), "_all",
+                           {"interest": "_c_int", "embedding": "_c_emb"}).drop("_all")
+
+    u = users.crossJoin(F.broadcast(center(users))).select(
+        "user_id", _minus("interest", "_c_int").alias("u_int"), _minus("embedding", "_c_emb").alias("u_emb"))
+    d = dests.crossJoin(F.broadcast(center(dests))).select(
+        "destination_id", _minus("interest", "_c_int").alias("d_int"), _minus("embedding", "_c_emb").alias("d_emb"))
+    iw = float(interest_weight)
+    return u.crossJoin(F.broadcast(d)).select("user_id", "destination_id", F.expr(
+        f"{iw} * {cosine_expr('u_int', 'd_int')} + {1 - iw} * {cosine_expr('u_emb', 'd_emb')}").alias("content"))
+
+
+def _minus(col: str, center: str):
+    """Element-wise `col - center` (array columns); `col` unchanged where there is no center."""
+    return F.when(F.col(center).isNull() | F.col(col).isNull(), F.col(col)).otherwise(
+        F.zip_with(col, center, lambda a, b: a - b))
 
 
 class TravelRecommenderModel(Model, _RecParams, DataStage):
-    """Scores unvisited destinations for users, re-ranks them for variety and explains each suggestion.
+    """Ranks unvisited places for users with the chosen method and explains what is shown.
 
-    Its data (user and destination profiles, visits, the two indexers and the ALS model) are saved beside its
-    Params by `wanderlens.persistence`, on any Hadoop path."""
+    Its data (visits, places, profiles, the two indexers, the ALS model and the ranker's booster with the
+    validation comparison) are saved beside its Params by `wanderlens.persistence`, on any Hadoop path."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.visits: DataFrame | None = None
+        self.places: DataFrame | None = None
         self.users: DataFrame | None = None
         self.destinations: DataFrame | None = None
-        self.visits: DataFrame | None = None
-        self.user_indexer: StringIndexerModel | None = None
-        self.dest_indexer: StringIndexerModel | None = None
-        self.als_model: ALSModel | None = None
+        self.als: AlsParts | None = None
+        self.choice = RankerChoice("popularity")
 
-    def _set_fitted(self, users: DataFrame, destinations: DataFrame, visits: DataFrame,
-                    user_indexer: StringIndexerModel, dest_indexer: StringIndexerModel,
-                    als_model: ALSModel) -> TravelRecommenderModel:
-        self.users, self.destinations, self.visits = users, destinations, visits
-        self.user_indexer, self.dest_indexer, self.als_model = user_indexer, dest_indexer, als_model
+    def _set_fitted(self, visits: DataFrame, places: DataFrame, users: DataFrame, destinations: DataFrame,
+                    als: AlsParts, choice: RankerChoice) -> TravelRecommenderModel:
+        self.visits, self.places, self.users, self.destinations = visits, places, users, destinations
+        self.als, self.choice = als, choice
         return self
 
     def _stage_data(self) -> dict[str, Any]:
-        return {"users": self.users, "destinations": self.destinations, "visits": self.visits,
-                "user_indexer": self.user_indexer, "dest_indexer": self.dest_indexer, "als": self.als_model}
+        c = self.choice
+        return {"visits": self.visits, "places": self.places, "users": self.users, "destinations": self.destinations,
+                "user_indexer": self.als.user_indexer, "dest_indexer": self.als.dest_indexer, "als": self.als.model,
+                "ranker": {"method": c.method, "booster": c.booster, "methods": list(c.validation),
+                           "ndcg": [float(v) for v in c.validation.values()]}}
 
     def _set_stage_data(self, data: dict[str, Any]) -> None:
-        self._set_fitted(data["users"], data["destinations"], data["visits"], data["user_indexer"],
-                         data["dest_indexer"], data["als"])
+        r = data["ranker"]
+        choice = RankerChoice(r["method"], bytes(r["booster"] or b""),
+                              dict(zip(r.get("methods") or [], r.get("ndcg") or [], strict=True)))
+        self._set_fitted(data["visits"], data["places"], data["users"], data["destinations"],
+                         AlsParts(data["user_indexer"], data["dest_indexer"], data["als"]), choice)
 
-    def candidates(self, users: DataFrame | None = None) -> DataFrame:
-        """Every (user, unvisited destination) with `content`, `cf` (null for users ALS never saw), `popularity`,
-        their per-user percentiles `content_pr`, `cf_pr`, `pop_pr` (for reasons) and per-user standard scores
-        `content_z`, `cf_z`, `pop_z` (log popularity) that the blend adds up."""
-        g = self.getOrDefault
-        u = self.users if users is None else self.users.join(users.select("user_id").distinct(), "user_id")
-        # Content similarity compares what sets a user apart from other users with what sets a place apart from
-        # other places: each side is centred on its own mean first, or every cosine is dominated by what all
-        # photos share (and places photographed more, being closer to that mean, would win).
-        uc, dc = self._centers()
-        u = u.crossJoin(F.broadcast(uc)).select(
-            "user_id", _minus("interest", "_c_int").alias("u_int"), _minus("embedding", "_c_emb").alias("u_emb"))
-        d = self.destinations.crossJoin(F.broadcast(dc)).select(
-            "destination_id", _minus("interest", "_c_int").alias("d_int"), _minus("embedding", "_c_emb").alias("d_emb"),
-            F.col("visitors").alias("popularity"))
-        pairs = u.crossJoin(d).join(self.visits, ["user_id", "destination_id"], "left_anti")
-        iw = float(g(self.interestWeight))
-        pairs = pairs.withColumn(
-            "content", F.expr(f"{iw} * {cosine_expr('u_int', 'd_int')} + {1 - iw} * {cosine_expr('u_emb', 'd_emb')}")
-        ).drop("u_int", "u_emb", "d_int", "d_emb")
-        idx = self.dest_indexer.transform(self.user_indexer.transform(pairs))
-        scored = self.als_model.transform(idx).withColumnRenamed("prediction", "cf")
-        scored = scored.withColumn("cf", F.when(F.isnan("cf"), None).otherwise(F.col("cf").cast("double")))
-        # For a user ALS knows, a place no one visited has no ALS factors: it ranks last by ALS, not unranked.
-        known_user = F.col("user_idx") < F.lit(float(len(self.user_indexer.labels)))
-        scored = scored.withColumn("_known", known_user).drop("user_idx", "dest_idx")
-        per_user = Window.partitionBy("user_id")
-        cf_floor = F.coalesce(F.col("cf"), F.min("cf").over(per_user))
-        return (scored.withColumn("content_pr", _percentile("content"))
-                .withColumn("cf_pr", F.when(F.col("_known"), F.coalesce(_percentile("cf"), F.lit(0.0))))
-                .withColumn("pop_pr", _percentile("popularity"))
-                .withColumn("content_z", _standard(F.col("content")))
-                .withColumn("cf_z", F.when(F.col("_known"), F.coalesce(_standard(cf_floor), F.lit(0.0))))
-                .withColumn("pop_z", _standard(F.log1p("popularity"))).drop("_known"))
+    def features(self, users: DataFrame | None = None) -> DataFrame:
+        """Every (user, unvisited place) with the signals (`wanderlens.travel.signals.SIGNALS`) and anchors.
+        `users` (a DataFrame with user_id) may hold users without history: they are ranked by popularity."""
+        u = self.users.select("user_id") if users is None else users.select("user_id").distinct()
+        content = None
+        if "interest" in self.users.columns:
+            content = content_scores(self.users.join(u, "user_id"), self.destinations,
+                                     float(self.getOrDefault(self.interestWeight)))
+        return compute_signals(self.visits, self.places, u, self.als, content, self.getOrDefault(self.halflifeDays))
 
-    def unpersist(self) -> TravelRecommenderModel:
-        """Drop the cached profiles and visits (a model used once, as in an evaluation loop)."""
-        for df in (self.users, self.destinations, self.visits):
-            df.unpersist()
-        return self
+    def rank(self, users: DataFrame | None = None, k: int = 10, method: str | None = None) -> DataFrame:
+        """The fast path, no reasons: user_id, rank, destination_id, score for the top k."""
+        m = method or self.choice.method
+        if m != RANKER and m not in SIGNALS:
+            raise InputError(f"unknown ranking method {m!r}; use 'ranker' or one of {', '.join(SIGNALS)}")
+        scored = with_score(self.features(users), m, self.choice.booster)
+        return top_k(scored, k).select("user_id", "rank", "destination_id", "score")
 
-    def _centers(self) -> tuple[DataFrame, DataFrame]:
-        """One-row tables of the mean interest and embedding (`_c_int`, `_c_emb`) over users and over destinations."""
-        return tuple(mean_arrays(t.withColumn("_all", F.lit(1)), "_all",
-                                 {"interest": "_c_int", "embedding": "_c_emb"}).drop("_all")
-                     for t in (self.users, self.destinations))
-
-    def blend(self, cands: DataFrame, content_weight: float | None = None,
-              popularity_weight: float | None = None) -> DataFrame:
-        """Adds `score`: the weighted sum of the per-user standard scores of content, ALS and log popularity; where
-        ALS has no opinion (users it never saw) the other two share its weight in proportion.
-
-        Standard scores, not ranks: popularity is long-tailed and a rank would squash the gap between the few places
-        everybody goes and the rest."""
-        g = self.getOrDefault
-        wc = float(g(self.contentWeight) if content_weight is None else content_weight)
-        wp = float(g(self.popularityWeight) if popularity_weight is None else popularity_weight)
-        wf = max(0.0, 1.0 - wc - wp)
-        n = new_user_share(wc, wp, float(g(self.newUserContentWeight)))
-        # A tiny popularity term breaks ties between equally scored candidates.
-        without_cf = n * F.col("content_z") + (1.0 - n) * F.col("pop_z")
-        return cands.withColumn(
-            "score", F.coalesce(wc * F.col("content_z") + wf * F.col("cf_z") + wp * F.col("pop_z"), without_cf)
-            + 1e-3 * F.col("pop_pr"))
-
-    def focus(self) -> DataFrame:
-        """user_id, `focus`: the share of a user's scene interest held by their top scene (1.0: one kind only)."""
-        sc = max(self.getOrDefault(self.sceneCount), 1)
-        return self.users.select("user_id", F.expr(
-            f"array_max(slice(interest, 1, {sc})) / greatest(aggregate(slice(interest, 1, {sc}), 0D, "
-            f"(s, v) -> s + v), 1e-9)").alias("focus"))
-
-    def with_context(self, scored: DataFrame) -> DataFrame:
-        """Adds each candidate's destination `kind` and its user's `focus` (what the variety re-rank needs)."""
-        kinds = self.destinations.select("destination_id", "kind")
-        return scored.join(kinds, "destination_id", "left").join(self.focus(), "user_id", "left")
-
-    def rerank(self, scored: DataFrame, k: int, diversity: float | None = None, score_col: str = "score"
-               ) -> DataFrame:
-        """Top-k per user by `score_col`, greedily penalising repeated kinds unless the user only likes one kind;
-        adds `rank` (1-based)."""
-        lam = float(self.getOrDefault(self.diversity) if diversity is None else diversity)
-        # Keep a few times k per user before the greedy pass (cheap on executors).
-        w = Window.partitionBy("user_id").orderBy(F.desc(score_col), "destination_id")
-        pre = self.with_context(scored.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= 4 * k)
-                                .drop("_r"))
-        out_schema = T.StructType(pre.schema.fields + [T.StructField("rank", T.IntegerType())])
-
-        def greedy(pdf: pd.DataFrame) -> pd.DataFrame:
-            pdf = pdf.sort_values([score_col, "destination_id"], ascending=[False, True]).reset_index(drop=True)
-            lam_u = user_diversity(pdf["focus"].iloc[0], lam)
-            chosen = greedy_pick(pdf[score_col].to_numpy(), pdf["kind"].tolist(), k, lam_u)
-            res = pdf.iloc[chosen].copy()
-            res["rank"] = range(1, len(res) + 1)
-            return res
-
-        return pre.groupBy("user_id").applyInPandas(greedy, out_schema).drop("focus")
-
-    def anchors(self) -> DataFrame:
-        """For each (user, destination): the user's visited place most co-visited with it (for 'also went')."""
-        v = self.visits
-        co = (v.alias("a").join(v.alias("b"), F.col("a.user_id") == F.col("b.user_id"))
-              .where(F.col("a.destination_id") != F.col("b.destination_id"))
-              .groupBy(F.col("a.destination_id").alias("anchor_id"), F.col("b.destination_id").alias("destination_id"))
-              .agg(F.count("*").alias("co_visits")))
-        per_user = v.withColumnRenamed("destination_id", "anchor_id").join(co, "anchor_id")
-        w = Window.partitionBy("user_id", "destination_id").orderBy(F.desc("co_visits"), "anchor_id")
-        names = self.destinations.select(F.col("destination_id").alias("anchor_id"), F.col("name").alias("anchor"))
-        return (per_user.withColumn("_r", F.row_number().over(w)).where("_r = 1").drop("_r")
-                .join(names, "anchor_id", "left").select("user_id", "destination_id", "anchor", "co_visits"))
+    def ranked_lists(self, users: DataFrame | None, methods: list[str], k: int = 10) -> DataFrame:
+        """user_id, method, ranked (top-k place ids) for several methods in one pass (evaluation)."""
+        return ranked_lists(self.features(users), methods, k, self.choice.booster)
 
     def recommend(self, users: DataFrame | None = None, k: int = 10) -> DataFrame:
-        """Suggestions: user_id, rank, destination_id, name, country, kind, score, content, cf, reason."""
-        cands = self.blend(self.candidates(users))
-        top = self.rerank(cands, k)
-        d = self.destinations.select("destination_id", "name", "country", F.col("top_labels").alias("d_labels"))
-        u = self.users.select("user_id", F.col("top_labels").alias("u_labels"))
-        top = top.join(d, "destination_id", "left").join(u, "user_id", "left").join(
-            self.anchors(), ["user_id", "destination_id"], "left")
+        """Suggestions: user_id, rank, destination_id, name, country, kind, score, reason (reasons for the top k
+        only)."""
+        feats = self.features(users)
+        top = top_k(with_score(feats, self.choice.method, self.choice.booster), k)
+        names = self.places.select("destination_id", "name", "country", "kind")
+        anchor_names = self.places.select(F.col("destination_id").alias("_a"), F.col("name").alias("_an"))
+        for a in ("covisit_anchor", "sequence_anchor", "geo_anchor"):
+            top = top.join(anchor_names.withColumnRenamed("_a", a).withColumnRenamed("_an", a + "_name"), a, "left")
+        top = top.join(names, "destination_id", "left")
+        top = top.join(self.users.select("user_id", F.col("top_labels").alias("u_labels")), "user_id", "left")
+        top = top.join(self.destinations.select("destination_id", F.col("top_labels").alias("d_labels")),
+                       "destination_id", "left")
         scenes = list(self.getOrDefault(self.labels))[: self.getOrDefault(self.sceneCount)]
-        reason_udf = F.udf(lambda ul, dl, name, anchor, cpr, fpr: suggestion_reason(
-            ul or [], dl or [], name, anchor, cpr, fpr, scenes), T.StringType())
-        top = top.withColumn("reason", reason_udf("u_labels", "d_labels", "name", "anchor", "content_pr", "cf_pr"))
-        return top.select("user_id", "rank", "destination_id", "name", "country", "kind", "score", "content", "cf",
-                          "reason").orderBy("user_id", "rank")
+        method, raw = self.choice.method, self.choice.booster
+        cols = ["user_id", "rank", "destination_id", "name", "country", "kind", "score"]
+        schema = T.StructType([top.schema[c] for c in cols] + [T.StructField("reason", T.StringType())])
+
+        def explain(batches):
+            for pdf in batches:
+                pdf = pdf.reset_index(drop=True)
+                weights = _reason_weights(pdf, method, raw)
+                pdf["reason"] = [suggestion_reason(_context(pdf.iloc[i], scenes), weights[i])
+                                 for i in range(len(pdf))]
+                yield pdf[cols + ["reason"]]
+
+        return top.mapInPandas(explain, schema).orderBy("user_id", "rank")
 
     def _transform(self, users: DataFrame) -> DataFrame:
         """Suggestions for the users of `users` (a DataFrame with user_id)."""
         return self.recommend(users, self.getOrDefault(self.numSuggestions))
 
+    def unpersist(self) -> TravelRecommenderModel:
+        """Drop the cached tables (a model used once, as in an evaluation loop)."""
+        for df in (self.visits, self.places, self.users, self.destinations):
+            df.unpersist()
+        return self
 
-def user_diversity(focus: float | None, diversity: float) -> float:
-    """The variety penalty for one user: none for a user whose photos are (almost) all one kind."""
-    f = 0.0 if focus is None or focus != focus else float(focus)
-    return diversity * max(0.0, 1.0 - max(0.0, f - 0.5) / 0.4)
+
+def _reason_weights(pdf: pd.DataFrame, method: str, raw: bytes) -> list[dict[str, float]]:
+    """Per row, how much each signal counts for the reason: the ranker's contributions, or the single signal."""
+    if method == RANKER and raw and len(pdf):
+        c = contributions(raw, pdf.fillna({s: 0.0 for s in SIGNALS}))
+        return [dict(zip(SIGNALS, row, strict=True)) for row in c]
+    return [{method: 1.0} for _ in range(len(pdf))]
+
+
+def _context(row: pd.Series, scenes: list[str]) -> dict[str, Any]:
+    def lst(v: Any) -> list[str]:
+        return [str(x) for x in v] if v is not None and not isinstance(v, float) else []
+
+    return {"name": row["name"], "kind": row["kind"], "scenes": scenes, "u_labels": lst(row.get("u_labels")),
+            "d_labels": lst(row.get("d_labels")), "covisit": row.get("covisit_anchor_name"),
+            "sequence": row.get("sequence_anchor_name"), "geo": row.get("geo_anchor_name"),
+            "season": row.get("season_name"), "has_history": bool(row.get("has_history"))}
+
+
+# Labels that are adjectives read better with a noun: "religious sites", "cultural places".
+_ADJECTIVE_NOUNS = {"religious": "religious sites", "historic": "historic sites", "historical": "historical sites",
+                    "archaeological": "archaeological sites"}
+_ADJECTIVE_ENDINGS = ("ous", "al", "ic", "ive", "ful", "ian", "ern", "ish", "ese", "ary", "ing", "ed")
+
+
+def label_phrase(label: str, scenes: list[str] | None = None) -> str:
+    """A label as a traveller would say it after "You photograph": lower case, adjectives with a noun
+    ("Religious" -> "religious sites", "Cultural" -> "cultural places"), scene nouns in the plural ("city" ->
+    "cities"), other nouns as they are ("water", "boats")."""
+    text = str(label).replace("_", " ").strip()
+    low = text.lower()
+    if low in _ADJECTIVE_NOUNS:
+        return _ADJECTIVE_NOUNS[low]
+    if low.endswith(_ADJECTIVE_ENDINGS) and " " not in low and low not in ("snow", "people"):
+        return low + " places"
+    if scenes is not None and label in scenes:
+        return plural(low)
+    return low
+
+
+def _phrase(signal: str, ctx: dict[str, Any]) -> str | None:
+    name = ctx["name"]
+    if signal == "content":
+        shared = [x for x in ctx["u_labels"] if x in ctx["d_labels"]][:3]
+        if shared:
+            has = {1: "has them too", 2: "has both", 3: "has all three"}[len(shared)]
+            if len(shared) == 1 and shared[0] not in ctx["scenes"]:
+                has = "has it too"
+            return f"you photograph {join_words([label_phrase(x, ctx['scenes']) for x in shared])}; {name} {has}"
+        return f"{name} looks like your photos"
+    if signal == "kind" and ctx["kind"]:
+        return f"you often go to {label_phrase(ctx['kind'], [ctx['kind']])}"
+    phrases = {
+        "covisit": ctx["covisit"] and f"travellers who went to {ctx['covisit']} also went to {name}",
+        "sequence": ctx["sequence"] and f"after {ctx['sequence']}, travellers often go to {name} on their next trip",
+        "geo_recent": ctx["geo"] and f"{name} is close to {ctx['geo']}, where you went",
+        "geo_liked": ctx["geo"] and f"{name} is near places you liked, such as {ctx['geo']}",
+        "geo_home": f"{name} is in the part of the world you travel in most",
+        "season": ctx["season"] and f"travellers go to {name} in {ctx['season']}, when you like to travel",
+        "als": f"travellers with trips like yours went to {name}",
+        "popularity": f"{name} is popular with travellers and new to you",
+    }
+    return phrases.get(signal) or None
+
+
+def suggestion_reason(ctx: dict[str, Any], weights: dict[str, float], most: int = 2) -> str:
+    """Why a place is suggested, from the (up to `most`) signals that added most to its score, in words."""
+    if not ctx.get("has_history", True):
+        parts = [f"{ctx['name']} is popular with travellers (you have no trips with us yet)"]
+    else:
+        ranked = sorted((s for s, v in weights.items() if v > 0), key=lambda s: -weights[s])
+        parts = [p for p in (_phrase(s, ctx) for s in ranked) if p][:most]
+        parts = parts or [f"{ctx['name']} is popular with travellers and new to you"]
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]
 
 
 def greedy_pick(scores: np.ndarray, kinds: list, k: int, penalty: float) -> list[int]:
@@ -366,64 +430,3 @@ def greedy_pick(scores: np.ndarray, kinds: list, k: int, penalty: float) -> list
         remaining.remove(best)
         counts[kinds[best]] = counts.get(kinds[best], 0) + 1
     return chosen
-
-
-def new_user_share(content_weight: float, popularity_weight: float, new_user_content_weight: float = -1.0) -> float:
-    """Share of content (the rest popularity) for users ALS never saw: `new_user_content_weight` when it is set
-    (>= 0), else content and popularity in the proportion of their blend weights."""
-    if new_user_content_weight >= 0:
-        return min(1.0, new_user_content_weight)
-    total = content_weight + popularity_weight
-    return content_weight / total if total > 0 else 0.0
-
-
-def blend_scores(content_z: np.ndarray, cf_z: np.ndarray, pop_z: np.ndarray, pop_pr: np.ndarray, weight: float,
-                 popularity_weight: float = 0.0, new_user_content_weight: float = -1.0) -> np.ndarray:
-    """Numpy twin of `TravelRecommenderModel.blend` (content and popularity alone where ALS has no opinion)."""
-    wc, wp = weight, popularity_weight
-    wf = max(0.0, 1.0 - wc - wp)
-    mix = wc * content_z + wf * cf_z + wp * pop_z
-    n = new_user_share(wc, wp, new_user_content_weight)
-    without_cf = n * content_z + (1.0 - n) * pop_z
-    return np.where(np.isnan(mix), without_cf, mix) + 1e-3 * np.nan_to_num(pop_pr)
-
-
-def _standard(x):
-    """Per-user standard score of a column over the user's candidates (0 when they are all equal)."""
-    w = Window.partitionBy("user_id")
-    return (x - F.avg(x).over(w)) / (F.coalesce(F.stddev_pop(x).over(w), F.lit(0.0)) + F.lit(1e-9))
-
-
-def _minus(col: str, center: str):
-    """Element-wise `col - center` (array columns); `col` unchanged where there is no center."""
-    return F.when(F.col(center).isNull(), F.col(col)).otherwise(
-        F.zip_with(col, center, lambda a, b: a - b))
-
-
-def _label_phrase(label: str, scenes: list[str]) -> str:
-    return plural(label) if label in scenes else label.replace("_", " ")
-
-
-def suggestion_reason(user_labels: list[str], dest_labels: list[str], name: str, anchor: str | None,
-                      content_pr: float | None, cf_pr: float | None, scenes: list[str]) -> str:
-    """Why a destination is suggested, in words: shared interests, similar travellers, or both."""
-    parts = []
-    shared = [lbl for lbl in user_labels if lbl in dest_labels][:3]
-    if shared:
-        likes = join_words([_label_phrase(x, scenes) for x in shared])
-        has = {1: "has them too", 2: "has both", 3: "has all three"}[len(shared)]
-        if len(shared) == 1 and shared[0] not in scenes:
-            has = "has it too"
-        parts.append(f"you photograph {likes}; {name} {has}")
-    elif content_pr is not None and content_pr >= 0.6 and dest_labels:
-        what = join_words([_label_phrase(x, scenes) for x in dest_labels[:2]])
-        parts.append(f"{name} looks like your photos ({what})")
-    if cf_pr is not None and cf_pr >= 0.5:
-        if anchor:
-            parts.append(f"travellers who went to {anchor} also went to {name}")
-        else:
-            parts.append(f"travellers with similar photos also went to {name}")
-    if not parts:
-        parts.append(f"{name} is popular with travellers and new to you")
-    s = "; ".join(parts)
-    return s[:1].upper() + s[1:]
