@@ -46,9 +46,10 @@ CATEGORICAL = [c for c in COLUMNS if c not in NUMERIC + DROPPED]
 TASKS = [{"name": "income", "type": "binary"}, {"name": "marital", "type": "binary"}]
 # Settings tuned for census on the validation quarter. The three methods share the input block and the training
 # settings; the first-layer width is comparable (single-task 2 x 64, shared-bottom 128, MMoE 8 experts x 32).
+# On 30,000 rows a constant 2e-3 was still improving at epoch 14 of 15: a higher peak rate with warm-up + cosine.
 COMMON = {"embeddingDim": 8, "numericEmbedding": "piecewise", "numericBins": 16, "towerHidden": [32],
-          "dropout": 0.1, "optimizer": "adamw", "weightDecay": 1e-4, "learningRate": 2e-3, "batchSize": 512,
-          "patience": 3, "monitor": "metric"}
+          "dropout": 0.1, "optimizer": "adamw", "weightDecay": 1e-4, "learningRate": 3e-3, "batchSize": 512,
+          "lrSchedule": "cosine", "warmupEpochs": 1.0, "patience": 4, "monitor": "metric"}
 ARCHS = {
     "single_task": {"architecture": "single_task", "expertHidden": [64]},
     "shared_bottom": {"architecture": "shared_bottom", "expertHidden": [128]},
@@ -166,7 +167,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rows", type=int, default=0, help="subsample rows (0: all 99,762)")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--methods", default="single_task,shared_bottom,mmoe")
     ap.add_argument("--baselines", default="LogisticRegression,HistGradientBoosting,XGBoost")
     args = ap.parse_args()

@@ -22,6 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -58,14 +59,24 @@ def fuzz_server(fuzz_registry, tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def api_schema(fuzz_server):
-    loaded = schemathesis.openapi.from_url(fuzz_server.url + "/openapi.json")
+def _schema_without_server():
+    """The service's OpenAPI schema, known before any server runs (it does not depend on the registry), so each
+    route is its own test. Cases are generated from it and sent to the live server."""
+    from wanderlens.serving.app import create_app
+
+    loaded = schemathesis.openapi.from_dict(create_app(Path("/nonexistent-registry")).openapi())
     loaded.config.generation.update(max_examples=EXAMPLES, deterministic=not LONG)
     return loaded
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+SCHEMA = _schema_without_server()
+OPERATIONS = [(op.method.upper(), op.path) for op in (r.ok() for r in SCHEMA.get_all_operations())]
+MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+
+
+def test_served_schema_is_the_one_fuzzed(fuzz_server):
+    served = httpx.get(fuzz_server.url + "/openapi.json", timeout=60).json()
+    assert sorted(served["paths"]) == sorted(SCHEMA.raw_schema["paths"])
 
 
 def _check_error_body(response) -> None:
@@ -75,27 +86,50 @@ def _check_error_body(response) -> None:
         assert body.get("request_id") == response.headers["x-request-id"], body
 
 
-@schema.parametrize()
-@PROFILE
-def test_api_from_schema(case, fuzz_server):
-    """Every route with generated path/query parameters, headers and bodies (positive and negative), no token."""
-    response = case.call(base_url=fuzz_server.url, timeout=120)
-    case.validate_response(response, checks=CHECKS)
-    _check_error_body(response)
-    assert response.headers.get("x-request-id")
-    if case.path.startswith("/v1/admin"):
-        sent = response.request.headers.get("authorization", "")
-        assert sent != f"Bearer {TOKEN}"
-        assert response.status_code in (401, 403, 413), (case.path, response.status_code, sent)
+def _fuzz(method: str, path: str, mode: GenerationMode, check) -> None:
+    """Generate cases for one route in one mode (hypothesis, seeded in `make test`) and `check` each."""
+    strategy = SCHEMA[path][method].as_strategy(generation_mode=mode)
+
+    @given(case=strategy)
+    @PROFILE
+    def run(case) -> None:
+        check(case)
+
+    run()
 
 
-@schema.include(path_regex="^/v1/admin").parametrize()
-@PROFILE
-def test_admin_api_with_token_from_schema(case, fuzz_server):
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_api_from_schema(fuzz_server, method, path, mode):
+    """Every route with generated path/query parameters, headers and bodies (valid and invalid), no admin token."""
+
+    def check(case) -> None:
+        response = case.call(base_url=fuzz_server.url, timeout=120)
+        case.validate_response(response, checks=CHECKS if mode is GenerationMode.NEGATIVE else CHECKS[:-1])
+        _check_error_body(response)
+        assert response.headers.get("x-request-id")
+        if path.startswith("/v1/admin"):
+            sent = response.request.headers.get("authorization", "")
+            assert sent != f"Bearer {TOKEN}"
+            assert response.status_code in (401, 403, 413), (path, response.status_code, sent)
+
+    _fuzz(method, path, mode, check)
+
+
+ADMIN = [(m, p) for m, p in OPERATIONS if p.startswith("/v1/admin")]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+@pytest.mark.parametrize(("method", "path"), ADMIN, ids=[f"{m} {p}" for m, p in ADMIN])
+def test_admin_api_with_token_from_schema(fuzz_server, method, path, mode):
     """The admin routes past the token check: generated promote bodies answer a declared code, never 5xx."""
-    response = case.call(base_url=fuzz_server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
-    case.validate_response(response, checks=CHECKS[:-1])
-    _check_error_body(response)
+
+    def check(case) -> None:
+        response = case.call(base_url=fuzz_server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+        case.validate_response(response, checks=CHECKS[:-1])
+        _check_error_body(response)
+
+    _fuzz(method, path, mode, check)
 
 
 # -- generated uploads ------------------------------------------------------------------------------------------------

@@ -197,6 +197,9 @@ def test_split_by_user_keeps_users_whole_and_round_trips(spark, preds, tmp_path)
     s.write().overwrite().save(str(tmp_path / "split"))
     again = DataSplitter.load(str(tmp_path / "split")).transform(df).select("photo_id", "split").toPandas()
     assert again.set_index("photo_id")["split"].to_dict() == out.set_index("photo_id")["split"].to_dict()
+    # Any column can be the unit (e.g. a trip id): naming the user column directly gives the same parts.
+    by_col = DataSplitter(by="user_id", seed=5).transform(df).select("photo_id", "split").toPandas()
+    assert by_col.set_index("photo_id")["split"].to_dict() == out.set_index("photo_id")["split"].to_dict()
     with pytest.raises(ConfigError, match="fractions"):
         DataSplitter(fractions=[0.5, 0.5, 0.5]).transform(df)
     with pytest.raises(InputError, match="user_id"):

@@ -175,13 +175,26 @@ def test_hashing_matches_spark_hashingtf(spark):
 # --- Spark stages on coco-cc57 ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def coco_embedded(spark, sample_dir, tmp_path_factory):
-    """coco-cc57 photos plus the sample's broken files through ImageEmbedder (collected rows by file name)."""
+def heic_photo(tmp_path_factory) -> tuple[Path, str]:
+    """The first coco-cc57 photo saved again as HEIC, as a phone would (path, name of the JPEG it came from)."""
+    from wanderlens.imaging import register_heif
+
+    assert register_heif(), "pillow-heif is a dependency"
+    source = sorted((COCO_DIR / "images").glob("*.jpg"))[0]
+    path = tmp_path_factory.mktemp("heic") / "phone.heic"
+    with Image.open(source) as im:
+        im.convert("RGB").save(path, format="HEIF", quality=90)
+    return path, source.name
+
+
+@pytest.fixture(scope="module")
+def coco_embedded(spark, sample_dir, heic_photo):
+    """coco-cc57 photos, one HEIC copy and the sample's broken files through ImageEmbedder (rows by file name)."""
     from wanderlens.features import ImageEmbedder
 
     broken = sorted(str(p) for p in (sample_dir / "images" / "broken").iterdir())
     broken.append(str(sample_dir / "images" / "broken" / "missing.jpg"))
-    paths = sorted(str(p) for p in (COCO_DIR / "images").glob("*.jpg")) + broken
+    paths = sorted(str(p) for p in (COCO_DIR / "images").glob("*.jpg")) + [str(heic_photo[0])] + broken
     df = spark.createDataFrame([(p,) for p in paths], "image_path string")
     rows = ImageEmbedder(numPartitions=2, batchSize=16).transform(df).collect()
     return {Path(r.image_path).name: r for r in rows}
@@ -201,6 +214,23 @@ def test_coco_embeddings_have_right_dimension_and_broken_images_do_not_fail(coco
         assert r.image_embedding is None and r.image_tags is None and r.has_image == 0.0
         assert r.image_error, name
     assert "FileNotFoundError" in coco_embedded["missing.jpg"].image_error
+
+
+def test_heic_photo_gets_an_image_embedding_with_and_without_spark(coco_embedded, heic_photo):
+    from wanderlens.features.encoders import DEFAULT_ENCODER
+    from wanderlens.features.image import embed_images
+
+    path, jpeg_name = heic_photo
+    row = coco_embedded[path.name]
+    assert row.image_error is None and row.has_image == 1.0 and len(row.image_tags) == 5
+    heic, jpeg = row.image_embedding.toArray(), coco_embedded[jpeg_name].image_embedding.toArray()
+    cosine = float(heic @ jpeg / (np.linalg.norm(heic) * np.linalg.norm(jpeg)))
+    assert cosine > 0.9, cosine  # the same photo, re-encoded: the same content
+    assert row.image_tags[0].label in {t.label for t in coco_embedded[jpeg_name].image_tags}
+    # The service / LocalFeaturizer path decodes uploaded bytes the same way.
+    embs, tags, errors = embed_images([path.read_bytes()], DEFAULT_ENCODER, 0, 5, 16)
+    assert errors == [None] and tags[0][0][0] == row.image_tags[0].label
+    assert np.allclose(embs[0], heic, atol=1e-4)
 
 
 def test_coco_imagenet_labels_overlap_coco_categories(coco_embedded):

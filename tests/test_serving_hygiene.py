@@ -150,8 +150,10 @@ def test_sigterm_lets_the_request_in_flight_finish(serving_registry, tmp_path):
             socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
         status, headers, body = slow.finish()
         assert status == 200 and body["description"] and headers["x-request-id"] == "in-flight-at-sigterm"
-        assert srv.proc.wait(timeout=60) == 0
+        # uvicorn exits by re-raising the signal it caught once the shutdown is complete.
+        assert srv.proc.wait(timeout=60) in (0, -signal.SIGTERM)
     finally:
         srv.stop()
     log = (tmp_path / "s.log").read_text()
     assert "Traceback" not in log
+    assert log.index("POST /v1/describe 200") < log.index("Application shutdown complete")

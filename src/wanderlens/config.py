@@ -241,8 +241,13 @@ class ServingConfig(Section):
     max_pixels: int = Field(40_000_000, ge=1, description="largest image in pixels (413 above)")
     request_timeout_s: float = Field(10.0, gt=0.0, description="per-request time limit in seconds (504 above)")
     poll_interval_s: float = Field(0.5, gt=0.0, description="how often the registry alias is checked for a move")
-    inference_workers: int = Field(2, ge=1, description="requests computed at once (one per core is best)")
-    encoder_threads: int = Field(1, ge=1, description="threads per request inside the ONNX/torch encoders")
+    inference_workers: int = Field(2, ge=1, description="batches of requests computed at once (one per core is best)")
+    encoder_threads: int = Field(1, ge=1, description="threads per batch inside the ONNX/torch encoders")
+    batch_max_size: int = Field(16, ge=1, description="most describe requests (or search queries) run as one batch "
+                                                      "(1 = one at a time)")
+    batch_max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="how long a batch waits for more requests "
+                                                                         "while the server is busy (never when idle)")
+    decode_threads: int = Field(0, ge=0, description="threads decoding uploaded photos (0 = one per core)")
     token_env: str = Field("WANDERLENS_API_TOKEN", description="environment variable holding the admin token")
     max_concurrent_uploads: int = Field(8, ge=1, description="photo uploads received at once (503 + Retry-After "
                                                              "above)")

@@ -109,6 +109,10 @@ def serve(
                                         help="Threads per request inside the ONNX/torch encoders."),
     max_uploads: int = typer.Option(_SERVING.max_concurrent_uploads, min=1,
                                     help="Photo uploads answered at once (503 + Retry-After above)."),
+    batch_size: int = typer.Option(_SERVING.batch_max_size, min=1,
+                                   help="Most describe requests run as one micro-batch (1 = one at a time)."),
+    batch_wait_ms: float = typer.Option(_SERVING.batch_max_wait_ms, min=0.0, max=1000.0,
+                                        help="How long a batch waits for more requests while the server is busy."),
     log_format: str = typer.Option(_SERVING.log_format, help="Log lines as 'text' or 'json'."),
     shutdown_timeout: float = typer.Option(_SERVING.shutdown_timeout_s, min=0.1,
                                            help="On SIGTERM, seconds in-flight requests may take to finish."),
@@ -117,6 +121,7 @@ def serve(
     settings = ServingConfig(host=host, port=port, max_upload_mb=max_mb, max_pixels=max_pixels,
                              request_timeout_s=timeout, inference_workers=workers, encoder_threads=encoder_threads,
                              max_concurrent_uploads=max_uploads, log_format=log_format,
+                             batch_max_size=batch_size, batch_max_wait_ms=batch_wait_ms,
                              shutdown_timeout_s=shutdown_timeout,
                              log_level=os.environ.get("WANDERLENS_LOG_LEVEL", _SERVING.log_level))
     # Concurrent requests each run the encoders on `encoder_threads` threads: `workers` x 1 fills the cores

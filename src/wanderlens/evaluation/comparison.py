@@ -25,6 +25,9 @@ MTL_TEXT = "multi-task · text only"
 LOGISTIC = "MLlib LogisticRegression · fused"
 XGBOOST = "XGBoost (Spark) · fused"
 
+# The order variants are listed in (tables, report); others follow in the order they were recorded.
+VARIANT_ORDER = (MTL_FUSED, SINGLE_FUSED, MTL_IMAGE, MTL_TEXT, LOGISTIC, XGBOOST)
+
 # (name, candidate, baseline) pairs of the Δm table, in the order the terminal and the report show them.
 DELTA_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("multi-task vs single-task (fused)", MTL_FUSED, SINGLE_FUSED),
@@ -62,8 +65,11 @@ class Scores:
         self.fit_seconds.setdefault(variant, []).append(seconds)
 
     def metrics(self) -> pd.DataFrame:
-        """Every metric of every variant and seed recorded so far (the rows of metrics.csv)."""
-        return pd.concat(self.tables, ignore_index=True)
+        """Every metric of every variant and seed recorded so far (the rows of metrics.csv), the networks first
+        (in `VARIANT_ORDER`), whatever order they were fitted in."""
+        rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+        tables = sorted(self.tables, key=lambda t: rank.get(str(t["variant"].iloc[0]), len(rank)))
+        return pd.concat(tables, ignore_index=True)
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -143,9 +143,7 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: Wanderle
     test = data.df.where(F.col("split") == "test").cache()
     params, explicit = model_params(config)
     scores = Scores()
-    run = VariantRun(data.df.where(F.col("split") != "test"), test, data.tasks, cfg.features_col, params, notify)
-    main_model, main_preds = train_variants(run, cfg.seeds, "single_task" in cfg.compare, data.modality_cols,
-                                            scores, out / "metrics.partial.csv")
+    # The baselines first (fitted once): a setting or data problem in them shows before the long network fits.
     if "logistic" in cfg.compare:
         notify("MLlib LogisticRegression per task on fused inputs (deterministic: fitted once)")
         score_logistic(data.df.where(F.col("split") == "train"), test, data.tasks, cfg.features_col, cfg.logistic,
@@ -155,6 +153,9 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: Wanderle
 
         score_xgboost(data.df.where(F.col("split") == "train"), test, data.tasks, cfg.features_col, cfg.xgboost,
                       cfg.seeds[0], scores, notify)
+    run = VariantRun(data.df.where(F.col("split") != "test"), test, data.tasks, cfg.features_col, params, notify)
+    main_model, main_preds = train_variants(run, cfg.seeds, "single_task" in cfg.compare, data.modality_cols,
+                                            scores, out / "metrics.partial.csv")
     metrics = scores.metrics()
     outcome = Outcome(features_dir, data.tasks, list(cfg.seeds), explicit, scores, summarise(metrics),
                       deltas(metrics), summary)

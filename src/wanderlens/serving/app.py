@@ -33,6 +33,7 @@ import wanderlens
 from wanderlens.config import ServingConfig
 from wanderlens.errors import WanderlensError
 from wanderlens.serving import routes_admin, routes_model, routes_ops, routes_page, routes_travel
+from wanderlens.serving.batching import ServiceBatchers
 from wanderlens.serving.holder import ModelHolder
 from wanderlens.serving.metrics import ServiceMetrics
 from wanderlens.serving.registry import DEFAULT_ALIAS, ModelRegistry
@@ -174,7 +175,8 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id",
+                                                                             "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -261,7 +263,8 @@ def create_app(
     state = ServiceState(
         registry=registry, holder=_holder(registry, model, loader, metrics), metrics=metrics, settings=settings,
         model=model, admin_token=token if token is not None else os.environ.get(settings.token_env),
-        pool=ThreadPoolExecutor(max_workers=settings.inference_workers, thread_name_prefix="wanderlens-infer"))
+        pool=ThreadPoolExecutor(max_workers=settings.inference_workers, thread_name_prefix="wanderlens-infer"),
+        batchers=ServiceBatchers(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -269,6 +272,7 @@ def create_app(
         yield
         state.holder.stop()
         state.pool.shutdown(wait=False, cancel_futures=True)
+        state.batchers.close()
 
     app = FastAPI(title="wanderlens", version=wanderlens.__version__, lifespan=lifespan,
                   description="Describe travel photos, suggest destinations, search photos by text.")

@@ -1,14 +1,18 @@
 """One registry version loaded for serving, without Spark: the single-photo feature path, the multi-task head,
 the description builder and the travel tables (suggestions, search index, photos) for per-user / per-query answers.
 
-`ServedModel.describe` is the REST service's `/v1/describe`; it runs the same fitted stages (ONNX / torch) as the
-Spark `transform`, so a photo gets the same numbers either way (tested in tests/test_serving_parity.py).
+`ServedModel.describe_photos` is the REST service's `/v1/describe` on a micro-batch of photos (`serving/batching.py`);
+`describe` is the same path for one photo. It runs the same fitted stages (ONNX / torch) as the Spark `transform`, so
+a photo gets the same numbers either way, and the same JSON alone or in a batch (tests/test_serving_batching.py).
+Everything a request would otherwise repeat (task tables, description roles, the JSON encoder) is built at load.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ import numpy as np
 
 from wanderlens.errors import WanderlensError
 from wanderlens.io import read_json
+from wanderlens.serving.batching import BatchFeaturizer, Photo
 from wanderlens.serving.travel_tables import TravelTables
 
 
@@ -46,6 +51,10 @@ class ServedModel:
         self.novelty: Any = None  # travel.novelty.LocalNovelty of the version's travel artifacts, when it has one
         self.loaded_at = time.time()
         self._lock = threading.Lock()
+        self._batch: BatchFeaturizer | None = None
+        self._roles: Any = None
+        self._task_table: list[tuple[str, str, list[str] | None]] | None = None
+        self._json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
     @classmethod
     def load(cls, version_dir: str | Path) -> ServedModel:
@@ -73,6 +82,35 @@ class ServedModel:
     def tasks(self) -> list[Any]:
         return list(self.mtl.tasks)
 
+    @property
+    def batch_featurizer(self) -> BatchFeaturizer:
+        """The batched feature path (stage parameters, encoder and label table read once)."""
+        if self._batch is None:
+            self._batch = BatchFeaturizer(self.featurizer)
+        return self._batch
+
+    @property
+    def task_table(self) -> list[tuple[str, str, list[str] | None]]:
+        """(name, type, class names) per task, read once from the task specs."""
+        if self._task_table is None:
+            self._task_table = [
+                (str(_task_attr(t, "name")), str(_task_attr(t, "type")),
+                 [str(c) for c in _task_attr(t, "classes")] if _task_attr(t, "classes") else None)
+                for t in self.tasks]
+        return self._task_table
+
+    def photo(self, image_bytes: bytes, caption: str | None = None, tags: list[str] | None = None) -> Photo:
+        """Decode one photo for a batch; an undecodable image gives `pixels=None` and its `image_error`."""
+        try:
+            pixels, error = self.batch_featurizer.preprocess(image_bytes), None
+        except Exception as exc:  # noqa: BLE001 - the photo's own problem, reported with it
+            pixels, error = None, f"{type(exc).__name__}: {exc}"[:500]
+        return Photo(pixels, error, caption, list(tags) if tags is not None else None)
+
+    def encode_json(self, answer: dict[str, Any]) -> bytes:
+        """An answer as the JSON body the service sends (one encoder, built at load)."""
+        return self._json.encode(answer).encode("utf-8")
+
     def warm_up(self) -> None:
         """Run one tiny photo through every stage so the first real request pays no lazy initialisation."""
         import io
@@ -82,6 +120,9 @@ class ServedModel:
         buf = io.BytesIO()
         Image.new("RGB", (64, 48), (120, 160, 200)).save(buf, format="JPEG")
         self.describe(buf.getvalue(), "warm up", [])
+        from wanderlens.serving.batching import embed_texts
+
+        embed_texts(["warm up"])  # the search query path
 
     def featurize(self, image_bytes: bytes, caption: str | None, tags: list[str] | None) -> dict[str, Any]:
         """The single-photo feature path (same numbers as the Spark feature pipeline)."""
@@ -96,8 +137,7 @@ class ServedModel:
     def task_outputs(self, outputs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
         """Readable per-task predictions: class names and probabilities in the TaskSpec class order."""
         result: dict[str, dict[str, Any]] = {}
-        for task in self.tasks:
-            name, kind, classes = _task_attr(task, "name"), _task_attr(task, "type"), _task_attr(task, "classes")
+        for name, kind, classes in self.task_table:
             parts = outputs.get(name)
             if parts is None:
                 continue
@@ -108,7 +148,7 @@ class ServedModel:
             if kind == "regression":
                 entry["prediction"] = float(pred[0])
             else:
-                names = [str(c) for c in (classes or range(len(prob)))]
+                names = list(classes) if classes else [str(c) for c in range(len(prob))]
                 entry["classes"] = names
                 if kind == "multilabel":
                     entry["prediction"] = [names[int(i)] for i in pred]
@@ -120,12 +160,44 @@ class ServedModel:
 
     def describe(self, image_bytes: bytes, caption: str | None = None, tags: list[str] | None = None,
                  ) -> dict[str, Any]:
-        """Everything `/v1/describe` answers for one photo: per-task predictions, ImageNet labels, a description."""
-        t0 = time.perf_counter()
-        feats = self.featurize(image_bytes, caption, tags)
-        t1 = time.perf_counter()
-        outputs = self.predict(feats["features"])
-        t2 = time.perf_counter()
+        """Everything `/v1/describe` answers for one photo: per-task predictions, ImageNet labels, a description.
+
+        The batch path with a batch of one, so the service gives the same answer alone or batched."""
+        answer = self.describe_photos([self.photo(image_bytes, caption, tags)])[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def describe_photos(self, photos: Sequence[Photo], filenames: Sequence[str | None] | None = None,
+                        ) -> list[dict[str, Any] | BaseException]:
+        """`describe` for a batch of decoded photos: the encoders and the task heads run once on the batch, then
+        each photo gets its answer (or its own exception, which does not fail the others)."""
+        from wanderlens.features.encoders import default_threads, torch_threads
+
+        with torch_threads(default_threads()):
+            t0 = time.perf_counter()
+            rows = self.batch_featurizer.featurize(photos)
+            t1 = time.perf_counter()
+            full = self.mtl.predict_full(np.stack([np.asarray(r["features"], dtype=np.float64) for r in rows]))
+            t2 = time.perf_counter()
+        timing = {"features": round((t1 - t0) * 1000, 2), "tasks": round((t2 - t1) * 1000, 2),
+                  "batch_size": len(photos)}
+        answers: list[dict[str, Any] | BaseException] = []
+        for i, (photo, feats) in enumerate(zip(photos, rows, strict=True)):
+            try:
+                outputs = {name: {k: np.asarray(v[i]) for k, v in parts.items()} for name, parts in full.items()}
+                answer = self._answer(feats, outputs, photo.caption)
+                answer["timing_ms"] = dict(timing)
+                if filenames is not None:
+                    answer["filename"] = filenames[i]
+                answers.append(answer)
+            except Exception as exc:  # noqa: BLE001 - this photo's answer only
+                answers.append(exc)
+        return answers
+
+    def _answer(self, feats: dict[str, Any], outputs: dict[str, dict[str, np.ndarray]], caption: str | None,
+                ) -> dict[str, Any]:
+        """One photo's answer from its feature row and its per-task head outputs."""
         tasks = self.task_outputs(outputs)
         imagenet = [_tag(t) for t in (feats.get("image_tags") or [])]
         novelty = self._novelty(feats)
@@ -138,7 +210,6 @@ class ServedModel:
             "description": description,
             "claims": claims,
             "image_error": feats.get("image_error"),
-            "timing_ms": {"features": round((t1 - t0) * 1000, 2), "tasks": round((t2 - t1) * 1000, 2)},
         }
 
     def _novelty(self, feats: dict[str, Any]) -> dict[str, Any] | None:
@@ -154,7 +225,9 @@ class ServedModel:
         (`travel.describe.describe_predictions` with `task_roles`: scene, attributes, time of day)."""
         from wanderlens.travel.describe import describe_predictions, task_roles
 
+        if self._roles is None:  # the task roles are the model's: worked out once
+            self._roles = task_roles(self.tasks)
         probabilities = {name: entry["probability"] for name, entry in tasks.items()}
-        return describe_predictions(task_roles(self.tasks), probabilities,
+        return describe_predictions(self._roles, probabilities,
                                     imagenet=[(d["label"], d["prob"]) for d in imagenet], novel=novel,
                                     caption=caption)

@@ -1,11 +1,15 @@
-"""Model routes: `POST /v1/describe` (one photo, no Spark) and `GET /v1/model` (what is being served)."""
+"""Model routes: `POST /v1/describe` (one photo, no Spark, micro-batched with concurrent requests) and `GET /v1/model`
+(what is being served)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
+from wanderlens.serving.batching import DescribeJob, within_limit
 from wanderlens.serving.safety import RejectedInput, check_image
 from wanderlens.serving.schemas import DescribeResponse, ModelInfo, error_responses
 from wanderlens.serving.state import State
@@ -33,14 +37,28 @@ async def describe(
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF or BMP photo")],
     caption: Annotated[str | None, Form(max_length=MAX_CAPTION_CHARS)] = None,
     tags: Annotated[str | None, Form(max_length=4000, description="tags separated by ';' or ','")] = None,
-) -> dict[str, Any]:
+) -> Response:
+    """The photo is decoded on the decode pool as soon as it arrives, then joins the next micro-batch
+    (`serving/batching.py`); the answer's JSON is written by the batch worker, so it is sent as it is."""
     data = await photo.read()
-    check_image(data, max_pixels=state.settings.max_pixels, field=f"photo ({photo.filename or 'upload'})")
+    field = f"photo ({photo.filename or 'upload'})"
+    check_image(data, max_pixels=state.settings.max_pixels, field=field)
     tag_list = parse_tags(tags)
-    current = state.served()
-    result = await state.run_timed(current.describe, data, caption or None, tag_list)
-    result["filename"] = photo.filename
-    return result
+    current = state.served()  # the whole request runs on this version, whatever a hot swap does meanwhile
+    body = await within_limit(_describe(state, current, data, caption or None, tag_list, photo.filename, field),
+                              state.settings.request_timeout_s)
+    return Response(body, media_type="application/json")
+
+
+async def _describe(state: State, current: Any, data: bytes, caption: str | None, tags: list[str],
+                    filename: str | None, field: str) -> bytes:
+    """Decode on the decode pool (422 when the pixels cannot be decoded), then wait for the batch's answer."""
+    batchers = state.batchers
+    decoded = await asyncio.get_running_loop().run_in_executor(batchers.decode_pool, current.photo, data, caption,
+                                                                tags)
+    if decoded.image_error:
+        raise RejectedInput(422, f"{field}: cannot decode the image ({decoded.image_error}); send a valid image file")
+    return await batchers.run(batchers.describe, DescribeJob(current, decoded, filename, time.perf_counter()))
 
 
 @router.get("/v1/model", response_model=ModelInfo, responses=error_responses(503),

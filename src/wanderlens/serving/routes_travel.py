@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
+from wanderlens.serving.batching import SearchJob, within_limit
 from wanderlens.serving.safety import ID_PATTERN, check_id, sniff_image_type
 from wanderlens.serving.schemas import (
     PhotoResponse,
@@ -50,8 +51,10 @@ async def suggestions(state: State, user_id: UserId, k: Annotated[int, Query(ge=
 async def search(state: State, q: Annotated[str, Query(min_length=1, max_length=500)],
                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
     current = state.served()
-    tables = state.travel(current)
-    results = await state.run_timed(tables.search, q, k)
+    state.travel(current)  # 404 without travel tables
+    batchers = state.batchers
+    results = await within_limit(batchers.run(batchers.search, SearchJob(current, q, k)),
+                                 state.settings.request_timeout_s)
     return {"model_version": current.version, "query": q, "k": k, "results": results}
 
 

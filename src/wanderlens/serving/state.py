@@ -34,6 +34,7 @@ class ServiceState:
     model: str
     admin_token: str | None
     pool: ThreadPoolExecutor
+    batchers: Any = None  # serving.batching.ServiceBatchers: the decode pool and the describe / search batchers
 
     def served(self) -> Any:
         """The model to answer this request with (taken once), or 503 while none is loaded."""

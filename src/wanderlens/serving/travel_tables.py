@@ -102,7 +102,13 @@ class TravelTables:
         from wanderlens.features.sentence import embed_sentences
 
         vectors, _present = embed_sentences([query])
-        hits = self.searcher.search(vectors[0], k)
+        return self.search_vector(vectors[0], k)
+
+    def search_vector(self, vector: Any, k: int) -> list[dict[str, Any]]:
+        """Photos nearest to an already embedded query (the service embeds its queries in batches)."""
+        if self.searcher is None:
+            return []
+        hits = self.searcher.search(vector, k)
         out = []
         for hit in hits:
             hit = _jsonable({k2: v for k2, v in dict(hit).items() if not _is_vector(v) and k2 != "image_path"})
