@@ -139,10 +139,15 @@ def no_spark_pipeline(paths: list[str], batch: int, workers: int) -> float:
     def prep(path: str):
         return load_and_preprocess(Path(path).read_bytes(), 224, enc.normalize)
 
+    chunks = [paths[i:i + batch] for i in range(0, len(paths), batch)]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(paths), batch):  # the pool decodes ahead while the GPU runs
-            enc.run(np.stack(list(pool.map(prep, paths[start:start + batch]))))
+        pending = [pool.submit(prep, p) for p in chunks[0]]
+        for k in range(len(chunks)):
+            arrays = [f.result() for f in pending]
+            # queue the next batch's decoding before this one runs, so the CPU decodes while the GPU computes
+            pending = [pool.submit(prep, p) for p in chunks[k + 1]] if k + 1 < len(chunks) else []
+            enc.run(np.stack(arrays))
     return len(paths) / (time.perf_counter() - t0)
 
 

@@ -250,7 +250,9 @@ def main() -> int:
           f"(encoders + heads alone), batches of {args.loop_batch}", flush=True)
 
     args.work.mkdir(parents=True, exist_ok=True)
-    common = ["--workers", str(args.workers)] if args.workers else []
+    # Room above the clients in the upload limiter (`--max-uploads`, default 8): with exactly 8 back-to-back
+    # clients, a new request can arrive before the previous one has left the middleware and get a 503.
+    common = ["--max-uploads", str(2 * args.clients)] + (["--workers", str(args.workers)] if args.workers else [])
     batched_opts = ["--batch-size", str(args.batch_size)] if args.batch_size else []
     single = serve_run(registry.root, args.work / "server-single.log", [*common, "--batch-size", "1"], bodies,
                        args.clients, args.seconds)

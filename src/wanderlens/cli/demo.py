@@ -205,9 +205,9 @@ def _photo_stages(photos_dir: Path, out: Path, version_dir: Path, user: str | No
     def travel(ctx: dict, notify: _Report) -> None:
         from wanderlens.travel.job import run_travel
 
-        novelty = version_dir / "artifacts" / "travel" / "novelty"
+        fitted = version_dir / "artifacts" / "travel"
         paths = run_travel(spark(), out / "features", version_dir / "artifacts" / "model", None, out / "travel",
-                           config, progress=notify, novelty=novelty if novelty.is_dir() else None)
+                           config, progress=notify, fitted=fitted if fitted.is_dir() else None)
         ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
         ctx["_travel_dir"] = out / "travel"
 

@@ -1,4 +1,5 @@
-"""`wanderlens evaluate`: multi-task vs single-task vs single-modality vs MLlib LogisticRegression, and report.html.
+"""`wanderlens evaluate`: multi-task vs single-task vs single-modality vs MLlib LogisticRegression (and, opt-in with
+`evaluation.compare: [..., xgboost]`, gradient-boosted trees), and report.html.
 
 The job (`wanderlens.evaluation.job.evaluate_job`) returns its tables as data; this module prints them.
 """

@@ -35,6 +35,7 @@ STAGE_MODULES = [
     "wanderlens.cli.photos",
     "wanderlens.cli.features",
     "wanderlens.cli.mtl",
+    "wanderlens.cli.tune",
     "wanderlens.cli.evaluation",
     "wanderlens.cli.travel",
     "wanderlens.cli.serving",

@@ -121,13 +121,16 @@ def _with_place(df: DataFrame, catalog: DataFrame | None) -> DataFrame:
 def run_travel(spark: SparkSession, features_dir: str | Path, model_dir: str | Path,
                destinations_csv: str | Path | None, out_dir: str | Path,
                config: TravelConfig | WanderlensConfig | None = None,
-               progress: Callable[[str], None] | None = None, novelty: str | Path | None = None) -> dict[str, str]:
+               progress: Callable[[str], None] | None = None, novelty: str | Path | None = None,
+               fitted: str | Path | None = None) -> dict[str, str]:
     """Describe every photo, cut trips, build profiles, suggest destinations and index photos for search.
 
     Returns {table name: path}. `config`: the travel settings (a whole WanderlensConfig or its `travel` section;
     None: every default). `destinations_csv` None: the catalog is derived from the photos' cities. `novelty`: a
     saved `NoveltyModel` (e.g. a registry version's `artifacts/travel/novelty`) to use instead of fitting one on
-    the labelled photos (a collection without labels needs it to withhold claims).
+    the labelled photos (a collection without labels needs it to withhold claims). `fitted`: a travel folder
+    (a registry version's `artifacts/travel`) whose fitted `joint_space`, `captions` and `novelty` models are used
+    instead of fitting new ones: photos without captions or labels (a real collection) cannot fit them.
     """
     from wanderlens.mtl.estimator import MultiTaskModel
     from wanderlens.mtl.train import features_table
@@ -143,6 +146,8 @@ def run_travel(spark: SparkSession, features_dir: str | Path, model_dir: str | P
     roles = task_roles(model.tasks)
     catalog = read_catalog(spark, destinations_csv)
 
+    if novelty is None and fitted is not None and (Path(fitted) / "novelty").is_dir():
+        novelty = Path(fitted) / "novelty"
     step("novelty")
     detector = novelty_model(features, model.tasks, cfg, out, novelty)
     preds = model.transform(features)
@@ -150,7 +155,7 @@ def run_travel(spark: SparkSession, features_dir: str | Path, model_dir: str | P
         preds = detector.transform(preds)
     step("predict")
     photos = _describe_photos(prepare_photos(preds, roles, catalog, cfg.description, cfg.place_names), model,
-                              cfg, out, step)
+                              cfg, out, step, fitted)
     paths: dict[str, str] = {"novelty": str(out / "novelty")} if detector is not None else {}
     keep = [c for c in ("photo_id", "user_id", "image_path", "caption", "tags", "taken_at", "local_time",
                         "latitude", "longitude", "destination_id", "place", "city", "region", "country", "trip_id",
@@ -245,19 +250,25 @@ def derive_catalog(photos: DataFrame) -> DataFrame | None:
 
 
 def _describe_photos(photos: DataFrame, model: Any, cfg: TravelConfig, out: Path,
-                     step: Callable[[str], None]) -> DataFrame:
+                     step: Callable[[str], None], fitted: str | Path | None = None) -> DataFrame:
     """Joint embeddings, trips (photos without a place take their trip's), nearest captions and descriptions of
-    the prepared photos; saves the fitted `joint_space` and `captions` models under `out`."""
+    the prepared photos; saves the `joint_space` and `captions` models (fitted here, or those of `fitted`) under
+    `out`."""
+    from wanderlens.travel.captions import CaptionRetrieverModel
+    from wanderlens.travel.search import JointSpaceModel
+
+    reuse = Path(fitted) if fitted is not None else None
     step("joint space")
-    joint = JointSpaceProjection(epochs=cfg.projection_epochs, captionWeight=cfg.caption_weight,
-                                 seed=cfg.seed).fit(photos)
+    joint = JointSpaceModel.load(str(reuse / "joint_space")) if reuse and (reuse / "joint_space").is_dir() else \
+        JointSpaceProjection(epochs=cfg.projection_epochs, captionWeight=cfg.caption_weight, seed=cfg.seed).fit(photos)
     joint.write().overwrite().save(str(out / "joint_space"))
     photos = joint.transform(photos)
     step("trips")
     photos = fill_trip_places(TripSegmenter(maxGapHours=cfg.max_gap_hours,
                                             maxDistanceKm=cfg.max_distance_km).transform(photos))
     step("captions")
-    retriever = CaptionRetriever(k=cfg.captions_per_photo, seed=cfg.seed).fit(photos)
+    retriever = CaptionRetrieverModel.load(str(reuse / "captions")) if reuse and (reuse / "captions").is_dir() \
+        else CaptionRetriever(k=cfg.captions_per_photo, seed=cfg.seed).fit(photos)
     retriever.write().overwrite().save(str(out / "captions"))
     photos = retriever.transform(photos)
     step("descriptions")
