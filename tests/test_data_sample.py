@@ -55,7 +55,9 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 # sha256 of manifest.csv, labels.yaml and destinations.csv for photos=70, users=4, seed=3 (image bytes left out: they
 # depend on the JPEG/PNG encoder of the installed Pillow). Recorded when the catalog moved from Python to the packaged
 # destinations.csv; a change here means the sample itself changed, which needs a reason in the commit.
-SAMPLE_TEXT_SHA256 = "f12265057f1204befd752b9c123fdf0c8066891573b5bf95575993d2717dae43"
+# Changed on purpose for issue 14: travel got real structure (multi-place trips of nearby places, typical next trips,
+# home regions, seasons); photo content per place is drawn as before.
+SAMPLE_TEXT_SHA256 = "fbc4d0bc635e22d1ee3b6b1186f41a13c600c336bf4b4744e87b9dd955d1dcbd"
 
 
 def test_sample_text_files_are_unchanged_byte_for_byte(tmp_path):

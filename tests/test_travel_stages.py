@@ -36,9 +36,10 @@ def test_stages_use_shared_mixins_and_config_defaults():
         assert all(isinstance(stage, m) for m in mixins), cls
         assert stage.getOrDefault(stage.seed) == travel.seed if isinstance(stage, HasSeed) else True
     rec = TravelRecommender()
-    assert (rec.getOrDefault(rec.contentWeight), rec.getOrDefault(rec.popularityWeight),
-            rec.getOrDefault(rec.newUserContentWeight), rec.getOrDefault(rec.diversity)) == (
-        travel.content_weight, travel.popularity_weight, travel.new_user_content_weight, travel.diversity)
+    assert (rec.getOrDefault(rec.method), rec.getOrDefault(rec.halflifeDays), rec.getOrDefault(rec.rankerTrees),
+            rec.getOrDefault(rec.rankerDepth), rec.getOrDefault(rec.numSuggestions)) == (
+        travel.recommender_method, travel.halflife_days, travel.ranker_trees, travel.ranker_depth,
+        travel.suggestions_per_user)
     builder = DescriptionBuilder()
     assert builder.getOrDefault(builder.factThreshold) == th.fact_threshold
     seg = TripSegmenter()
@@ -146,7 +147,7 @@ def test_recommender_in_a_pipeline_saves_loads_and_suggests_the_same(spark, trav
     after = sorted(tuple(r) for r in loaded.transform(photos).collect())
     assert [r[:4] for r in after] == [r[:4] for r in before]  # user, rank, destination, name
     np.testing.assert_allclose([r[6] for r in after], [r[6] for r in before], rtol=1e-9)  # score
-    assert [r[9] for r in after] == [r[9] for r in before]  # reason
+    assert [r[7] for r in after] == [r[7] for r in before]  # reason
 
 
 def test_recommender_input_errors_are_clear(travel_photos):

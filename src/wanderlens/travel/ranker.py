@@ -52,10 +52,10 @@ def with_score(features: DataFrame, method: str, raw: bytes | None) -> DataFrame
     popularity whatever the method (the documented cold-start fallback)."""
     if method == RANKER and raw:
         @F.pandas_udf(T.DoubleType())
-        def score(*cols: pd.Series) -> pd.Series:
-            return pd.Series(predict(raw, np.column_stack([c.to_numpy(dtype=float) for c in cols])), dtype=float)
+        def score(x: pd.Series) -> pd.Series:
+            return pd.Series(predict(raw, np.stack(x.to_numpy())), dtype=float)
 
-        s = score(*[F.col(c).cast("double") for c in SIGNALS])
+        s = score(F.array(*[F.coalesce(F.col(c).cast("double"), F.lit(float("nan"))) for c in SIGNALS]))
     else:
         s = F.col(method if method in SIGNALS else "popularity").cast("double")
     return features.withColumn("score", F.when(F.col("has_history"), s).otherwise(F.col("popularity")))

@@ -7,7 +7,7 @@ signal (popularity with time decay, ALS, co-visitation, trip-to-trip transitions
 kind, content); `wanderlens.travel.ranker` learns to rank with them on validation trips (each user's last trip of
 the training data hidden) and keeps the learned ranker only if it beats every single signal on held-out validation
 users ("auto"; else the best signal). Suggestions carry reasons read from the signals that added most to their
-score. `rank` ranks many users without reasons (evaluation); `recommend` adds reasons only for what is shown.
+score. `rank_users` ranks many users without reasons (evaluation); `recommend` adds reasons only for what is shown.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ class TravelRecommenderModel(Model, _RecParams, DataStage):
                                      float(self.getOrDefault(self.interestWeight)))
         return compute_signals(self.visits, self.places, u, self.als, content, self.getOrDefault(self.halflifeDays))
 
-    def rank(self, users: DataFrame | None = None, k: int = 10, method: str | None = None) -> DataFrame:
+    def rank_users(self, users: DataFrame | None = None, k: int = 10, method: str | None = None) -> DataFrame:
         """The fast path, no reasons: user_id, rank, destination_id, score for the top k."""
         m = method or self.choice.method
         if m != RANKER and m not in SIGNALS:
