@@ -183,7 +183,7 @@ def test_describe_with_generated_uploads(fuzz_server, photo, caption, tags, file
     headers = {}
     if request_id is not None:
         try:
-            request_id.encode("latin-1")
+            request_id.encode("ascii")  # what an HTTP client can send
             headers["X-Request-ID"] = request_id
         except UnicodeEncodeError:
             pass

@@ -22,6 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from wanderlens.evaluation.evaluator import is_larger_better
+from wanderlens.imaging import open_image
 
 
 @dataclass
@@ -78,7 +79,7 @@ def thumbnail_b64(image_path: str | None, size: int = 180) -> str | None:
         return None
     path = image_path[len("file://"):] if image_path.startswith("file://") else image_path
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im = im.convert("RGB")
             im.thumbnail((size, size))
             buf = io.BytesIO()

@@ -78,11 +78,18 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
+        detail = _UNPARSABLE.get(exc.detail, exc.detail) if exc.status_code == 400 else exc.detail
+        return JSONResponse(error_body(detail), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body(_field_errors(exc)), status_code=422)
+
+
+# FastAPI's words for a body it cannot parse, said with the fix.
+_UNPARSABLE = {msg: "the body is not valid multipart/form-data; send the photo as a form upload field named 'photo' "
+                    "(e.g. curl -F photo=@trip.jpg)"
+               for msg in ("Invalid multipart data.", "There was an error parsing the body")}
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

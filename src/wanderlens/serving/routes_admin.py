@@ -13,8 +13,10 @@ import functools
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 
 from wanderlens.serving.schemas import AliasResponse, PromoteRequest, ReloadResponse, error_responses
 from wanderlens.serving.state import State
@@ -57,9 +59,25 @@ async def admin_reload(state: State) -> dict[str, Any]:
     return {"reloaded": swapped, "model_version": state.holder.version, "error": state.holder.last_error}
 
 
+async def promote_body(request: Request) -> PromoteRequest:
+    """The promote body, read only once the token passed (a router dependency runs first): FastAPI would parse a
+    declared JSON body before any dependency, so an unauthenticated caller could probe the parser (422 instead of
+    401). Malformed JSON or fields answer FastAPI's usual 422 list."""
+    raw = await request.body()
+    try:
+        return PromoteRequest.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        raise RequestValidationError(errors) from None
+
+
+_PROMOTE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": PromoteRequest.model_json_schema()}}}}
+
+
 @router.post("/promote", response_model=AliasResponse, responses=error_responses(400, 401, 403, 409, 413, 422),
-             summary="Point the alias at a version and reload (admin)")
-async def admin_promote(state: State, body: PromoteRequest) -> dict[str, Any]:
+             summary="Point the alias at a version and reload (admin)", openapi_extra=_PROMOTE_BODY)
+async def admin_promote(state: State, body: Annotated[PromoteRequest, Depends(promote_body)]) -> dict[str, Any]:
     if state.model.lstrip("v").isdigit():
         raise HTTPException(409, f"this server serves the fixed version {state.model}, not an alias")
     version = await _off_loop(state.registry.promote, body.version, state.model)

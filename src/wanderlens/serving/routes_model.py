@@ -30,7 +30,7 @@ def parse_tags(tags: str | None) -> list[str]:
 
 
 @router.post("/v1/describe", response_model=DescribeResponse, response_model_exclude_unset=True,
-             responses=error_responses(413, 415, 422, 503, 504),
+             responses=error_responses(400, 413, 415, 422, 503, 504),
              summary="Describe one photo: per-task predictions, ImageNet labels, a sentence")
 async def describe(
     state: State,

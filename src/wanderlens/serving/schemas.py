@@ -42,7 +42,8 @@ class ValidationErrorResponse(BaseModel):
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that can answer the given error status codes (each with its schema)."""
-    what = {400: "The request names something the registry refuses (bad or unknown version, no earlier version)",
+    what = {400: "The body cannot be parsed (malformed multipart), or the request names something the registry "
+                 "refuses (bad or unknown version, no earlier version)",
             401: "No 'Authorization: Bearer <token>' header", 403: "Wrong token, or the server has no admin token",
             404: "Not found (unknown id, or the served version has no travel tables)",
             409: "The server serves a fixed version, not an alias", 413: "Body or image over the server's limit",

@@ -186,7 +186,10 @@ def compute_signals(history: DataFrame, places: DataFrame, users: DataFrame, als
     """Every (user of `users`, place the user has not visited) with one column per SIGNALS, `has_history`, the
     candidate's `kind` and the reasons' anchors. `content` (user_id, destination_id, content) is optional (0
     without). Users without history get zeros everywhere but popularity (the documented fallback ranks them by it)."""
-    h = _weighted(history)
+    # Materialised once with its lineage cut: every signal below reads it (small: one row per visit).
+    h = _weighted(history).localCheckpoint()
+    history = h.select(*history.columns)
+    places = places.localCheckpoint()
     visited = history.select("user_id", "destination_id").distinct()
     known = history.select("user_id").distinct().withColumn("has_history", F.lit(True))
     cands = (users.select("user_id").distinct().crossJoin(F.broadcast(places.select("destination_id", "kind")))
