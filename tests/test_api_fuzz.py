@@ -4,7 +4,7 @@ against a real `wanderlens serve` process on 127.0.0.1 serving a registered mode
 Checks on every response: no 5xx, a status code the route declares, a body and headers valid against the declared
 schema, negative (schema-violating) input refused with a 4xx, every error body carrying the request id, and the
 admin routes never succeeding without the server's token. `make test` runs a bounded, derandomized profile
-(`WANDERLENS_API_FUZZ_EXAMPLES`, default 12 per route); `make fuzz` sets WANDERLENS_FUZZ=1 for the long profile
+(`WANDERLENS_API_FUZZ_EXAMPLES`, default 20 per route and mode); `make fuzz` sets WANDERLENS_FUZZ=1 for the long profile
 (`WANDERLENS_FUZZ_EXAMPLES`, default 300 per route, random seeds). What the fuzzing found is kept as plain tests in
 test_serving_hygiene.py.
 """
@@ -37,7 +37,7 @@ from server_process import ServerProcess
 TOKEN = "fuzz-admin-token"
 LONG = os.environ.get("WANDERLENS_FUZZ") == "1"
 EXAMPLES = int(os.environ.get("WANDERLENS_FUZZ_EXAMPLES", "300")) if LONG else \
-    int(os.environ.get("WANDERLENS_API_FUZZ_EXAMPLES", "12"))
+    int(os.environ.get("WANDERLENS_API_FUZZ_EXAMPLES", "20"))
 # The bounded profile does not shrink (a failure prints the generated case as found; derandomized, it reproduces).
 PROFILE = settings(max_examples=EXAMPLES, derandomize=not LONG, deadline=None, database=None,
                    suppress_health_check=list(HealthCheck),

@@ -13,6 +13,7 @@ label with a single class in training is predicted as that class.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -124,6 +125,11 @@ def fit_xgboost(train: DataFrame, tasks: Sequence[Any], features_col: str, setti
     """
     from xgboost.spark import SparkXGBRegressor
 
+    # xgboost.spark logs every fit's parameters at INFO on stderr; keep the terminal to our progress lines unless
+    # the user configured that logger.
+    log = logging.getLogger("XGBoost-PySpark")
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.WARNING)
     kw = _settings(settings, features_col, seed)
     steps: list[Apply] = []
     for t in tasks:
