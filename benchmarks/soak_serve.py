@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "soak-admin-token"
 
 
-def build_registry(work: Path, photos: int) -> Path:
+def build_registry(work: Path, photos: int, destinations: bool = True) -> Path:
     """sample -> ingest -> featurize -> train -> travel -> two registered versions (production = v1), reusing
-    every stage already under `work`."""
+    every stage already under `work`. `destinations` False derives the catalog from the photos' cities."""
     from wanderlens.config import load_config
     from wanderlens.data.ingest import ingest
     from wanderlens.data.sample import generate_sample
@@ -59,8 +59,9 @@ def build_registry(work: Path, photos: int) -> Path:
     if not (work / "model" / "metadata").is_dir():
         config = load_config(ROOT / "configs" / "sample.yaml", ["training.epochs=5"])
         train_from_config(spark, work / "features", config, work / "model")
-    if not (work / "travel").is_dir():
-        run_travel(spark, work / "features", work / "model", work / "sample" / "destinations.csv", work / "travel")
+    if not (work / "travel" / "summary.json").is_file():
+        catalog = work / "sample" / "destinations.csv" if destinations else None
+        run_travel(spark, work / "features", work / "model", catalog, work / "travel")
     while len(registry.versions()) < 2:
         registry.register(work / "features" / "feature_pipeline", work / "model", travel_dir=work / "travel",
                           metadata={"source": "soak_serve"})
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from wanderlens.serving.registry import ModelRegistry
 
-    registry_root = args.registry or build_registry(args.work, args.photos)
+    registry_root = args.registry or build_registry(args.work, args.photos, not args.derive_catalog)
     registry = ModelRegistry(registry_root)
     pair = registry.versions()[-2:]
     assert len(pair) == 2, f"the soak swaps between two versions; {registry_root} has {registry.versions()}"
@@ -295,6 +296,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "soak_serve")
     ap.add_argument("--photos", type=int, default=300, help="sample size when building the registry")
     ap.add_argument("--workers", type=int, default=2, help="server inference threads")
+    ap.add_argument("--derive-catalog", action="store_true",
+                    help="build the travel tables with the catalog derived from the photos (no destinations.csv)")
     return report(run(ap.parse_args()))
 
 

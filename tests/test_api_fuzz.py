@@ -4,9 +4,12 @@ against a real `wanderlens serve` process on 127.0.0.1 serving a registered mode
 Checks on every response: no 5xx, a status code the route declares, a body and headers valid against the declared
 schema, negative (schema-violating) input refused with a 4xx, every error body carrying the request id, and the
 admin routes never succeeding without the server's token. `make test` runs a bounded, derandomized profile
-(`WANDERLENS_API_FUZZ_EXAMPLES`, default 20 per route and mode); `make fuzz` sets WANDERLENS_FUZZ=1 for the long profile
-(`WANDERLENS_FUZZ_EXAMPLES`, default 300 per route, random seeds). What the fuzzing found is kept as plain tests in
-test_serving_hygiene.py.
+(`WANDERLENS_API_FUZZ_EXAMPLES`, default 20 per route and mode, no shrinking); `make fuzz` sets WANDERLENS_FUZZ=1
+for the long profile (`WANDERLENS_FUZZ_EXAMPLES`, default 300 per route and mode, random seeds, shrinking). What
+the fuzzing found is kept as plain tests in test_serving_hygiene.py.
+
+schemathesis's own pytest loader (`schemathesis.pytest.from_fixture`) does not work with pytest 9 (it sets
+`node._nodeid`), so the cases come from `APIOperation.as_strategy` under a plain hypothesis `@given`.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def batch_server(serving_registry, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-batch") / "server.log"
     # A long wait so that concurrent requests surely meet in one batch even on a loaded test machine.
     with ServerProcess(serving_registry, log_path=log,
-                       extra_args=["--batch-size", "16", "--batch-wait-ms", "150"]) as proc:
+                       extra_args=["--batch-size", "16", "--batch-wait-ms", "150", "--max-uploads", "32"]) as proc:
         yield proc
 
 
