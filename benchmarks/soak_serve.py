@@ -120,15 +120,16 @@ class Traffic:
 class Recorder:
     """Latencies and statuses per (minute, endpoint), shared by the client threads."""
 
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, minutes: float) -> None:
         self.t0 = t0
+        self.last_minute = max(int(-(-minutes // 1)) - 1, 0)  # requests finishing after the end join the last one
         self.lock = threading.Lock()
         self.latency: dict[tuple[int, str], list[float]] = defaultdict(list)
         self.statuses: dict[int, int] = defaultdict(int)
         self.unexpected: list[str] = []
 
     def add(self, endpoint: str, status: int, seconds: float, expected: int, path: str) -> None:
-        minute = int((time.monotonic() - self.t0) // 60)
+        minute = min(int((time.monotonic() - self.t0) // 60), self.last_minute)
         with self.lock:
             self.latency[(minute, endpoint)].append(seconds * 1000)
             self.statuses[status] += 1
@@ -230,7 +231,7 @@ def run(args: argparse.Namespace) -> dict:
               f"{args.clients} clients x {args.minutes:g} min; swap every {args.swap_s:g} s", flush=True)
         proc = psutil.Process(server.proc.pid)
         t0 = time.monotonic()
-        rec, stop = Recorder(t0), threading.Event()
+        rec, stop = Recorder(t0, args.minutes), threading.Event()
         threads = [threading.Thread(target=client_loop, daemon=True,
                                     args=(server.port, Traffic(photos, users, random.Random(i)), rec, stop))
                    for i in range(args.clients)]

@@ -168,3 +168,31 @@ def test_sample_rejects_empty_requests(tmp_path, photos, users):
 
     with pytest.raises(InputError, match="at least 1 photo and 1 user"):
         generate_sample(tmp_path, photos=photos, users=users)
+
+
+def test_travel_has_the_structure_of_real_histories():
+    """Trips visit nearby places, next trips follow typical successors, seasons matter (planned, no pixels)."""
+    from wanderlens.data.sample import ROUTE_KM, _plan, catalog_distances, trip_successors
+
+    recs = _plan(6000, 200, 11)
+    index = {d.destination_id: i for i, d in enumerate(DESTINATIONS)}
+    dist, succ = catalog_distances(), trip_successors()
+    by_user: dict[str, list] = {}
+    for r in recs:
+        by_user.setdefault(r["user_id"], []).append((r["taken_at"], index[r["dest"].destination_id]))
+    moves = follow = trips_after = 0
+    for photos in by_user.values():
+        photos.sort()
+        for (t1, a), (t2, b) in zip(photos, photos[1:], strict=False):
+            if a != b and (t2 - t1).total_seconds() < 36 * 3600:
+                moves += 1
+                assert dist[a][b] <= ROUTE_KM + 1e-6  # within a trip: nearby places only
+            elif (t2 - t1).days > 15:
+                trips_after += 1
+                follow += b in succ[a]
+    assert moves > 100
+    assert follow / trips_after > 0.15  # 2 successors of 39 places would be 0.05 by chance
+    kind = {i: d.kind for i, d in enumerate(DESTINATIONS)}
+    winter = [kind[index[r["dest"].destination_id]] == "snow" for r in recs if r["taken_at"].month in (12, 1, 2)]
+    summer = [kind[index[r["dest"].destination_id]] == "snow" for r in recs if r["taken_at"].month in (6, 7, 8)]
+    assert np.mean(winter) > 2 * np.mean(summer)

@@ -28,7 +28,7 @@ def build_two_users(root: Path) -> None:
                     quality=quality, crop=crop)
     write_photo(ana / "lyon_1.jpg", _coco(34), exif_bytes("2023:09:12 20:00:00", "+02:00", LYON))
     write_photo(ana / "lyon_2.jpg", _coco(35), exif_bytes("2023:09:13 10:00:00", "+02:00", LYON))
-    write_photo(ben / "nyc_1.jpg", _coco(36), exif_bytes("2023:10:01 08:00:00", None, LIBERTY))
+    write_photo(ben / "nyc_1.jpg", _coco(36), exif_bytes("2023:10:01 14:00:00", None, LIBERTY))
     write_photo(ben / "nyc_2.jpg", _coco(37), exif_bytes("2023:10:02 22:30:00", "-04:00", TIMES_SQUARE))
     write_photo(ben / "paris.jpg", _coco(38), exif_bytes("2023:11:05 12:00:00", None, EIFFEL))
 
@@ -54,7 +54,7 @@ def test_trips_days_and_city_names(spark, photos_run):
     got = [(r["user_id"], r["days"], r["photos"], list(r["places"])) for r in trips]
     assert got == [
         ("ana", 4, 6, ["Paris, France", "Lyon, France"]),  # 8 photos, a burst of 3 counts once
-        ("ben", 2, 2, ["New York City, United States"]),  # 22:30 local on Oct 2 is Oct 3 in UTC: still 2 days
+        ("ben", 2, 2, ["New York City, United States"]),  # 22:30 local on Oct 2 is Oct 3 in UTC: 2 local days
         ("ben", 1, 1, ["Paris, France"]),
     ]
     assert trips[0]["summary"].startswith("Four days in Paris and Lyon, France")

@@ -369,7 +369,9 @@ def _plan(photos: int, users: int, seed: int) -> list[dict[str, Any]]:
             route = _trip_route(u, first, last_place, month, ctx, route_rng)
             first, last_place = False, route[-1]
             year = trip_start.year + (1 if month < trip_start.month else 0)
-            start = datetime(min(year, 2025), month, int(rng.integers(1, 25)), 8, tzinfo=UTC)
+            start = datetime(year, month, int(rng.integers(1, 25)), 8, tzinfo=UTC)
+            if start < trip_start:  # trips never overlap: the next one starts after the last one ended
+                start = start.replace(year=start.year + 1)
             trip_start = start + timedelta(days=int(rng.integers(20, 200)))
             season = "winter" if month in (12, 1, 2, 3) else "summer"
             days = max(int(rng.integers(1, 8)), len(route))

@@ -308,7 +308,7 @@ class TravelRecommenderModel(Model, _RecParams, DataStage):
         only)."""
         feats = self.features(users)
         top = top_k(with_score(feats, self.choice.method, self.choice.booster), k)
-        names = self.places.select("destination_id", "name", "country", "kind")
+        names = self.places.select("destination_id", "name", "country")
         anchor_names = self.places.select(F.col("destination_id").alias("_a"), F.col("name").alias("_an"))
         for a in ("covisit_anchor", "sequence_anchor", "geo_anchor"):
             top = top.join(anchor_names.withColumnRenamed("_a", a).withColumnRenamed("_an", a + "_name"), a, "left")
@@ -318,7 +318,7 @@ class TravelRecommenderModel(Model, _RecParams, DataStage):
                        "destination_id", "left")
         scenes = list(self.getOrDefault(self.labels))[: self.getOrDefault(self.sceneCount)]
         method, raw = self.choice.method, self.choice.booster
-        cols = ["user_id", "rank", "destination_id", "name", "country", "kind", "score"]
+        cols = ["user_id", "rank", "destination_id", "name", "country", "dest_kind", "score"]
         schema = T.StructType([top.schema[c] for c in cols] + [T.StructField("reason", T.StringType())])
 
         def explain(batches):
@@ -329,7 +329,7 @@ class TravelRecommenderModel(Model, _RecParams, DataStage):
                                  for i in range(len(pdf))]
                 yield pdf[cols + ["reason"]]
 
-        return top.mapInPandas(explain, schema).orderBy("user_id", "rank")
+        return top.mapInPandas(explain, schema).withColumnRenamed("dest_kind", "kind").orderBy("user_id", "rank")
 
     def _transform(self, users: DataFrame) -> DataFrame:
         """Suggestions for the users of `users` (a DataFrame with user_id)."""
@@ -354,7 +354,7 @@ def _context(row: pd.Series, scenes: list[str]) -> dict[str, Any]:
     def lst(v: Any) -> list[str]:
         return [str(x) for x in v] if v is not None and not isinstance(v, float) else []
 
-    return {"name": row["name"], "kind": row["kind"], "scenes": scenes, "u_labels": lst(row.get("u_labels")),
+    return {"name": row["name"], "kind": row["dest_kind"], "scenes": scenes, "u_labels": lst(row.get("u_labels")),
             "d_labels": lst(row.get("d_labels")), "covisit": row.get("covisit_anchor_name"),
             "sequence": row.get("sequence_anchor_name"), "geo": row.get("geo_anchor_name"),
             "season": row.get("season_name"), "has_history": bool(row.get("has_history"))}
