@@ -148,12 +148,18 @@ def _print_outputs(ctx: dict[str, Any], timings: dict[str, float]) -> None:
 
 def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, master: str | None = None) -> dict:
     """Run every stage on a fresh synthetic sample under `out`; returns the outputs by name."""
-    from wanderlens.cli.progress import CommandProgress
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ctx: dict[str, Any] = {}
     stages = _stages(out, photos, users, seed, master, demo_config(seed))
+    return _run_stages(stages, ctx)
+
+
+def _run_stages(stages: list[tuple[str, Any]], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Run the demo's stages in order under one progress display, then print where the outputs are."""
+    from wanderlens.cli.progress import CommandProgress
+
     timings: dict[str, float] = {}
     with CommandProgress("demo", console, total=len(stages), log_stages=False) as progress:
         for i, (name, stage) in enumerate(stages):
@@ -217,7 +223,6 @@ def _photo_stages(photos_dir: Path, out: Path, version_dir: Path, user: str | No
 def run_photos_demo(photos_dir: Path, out: Path, registry: Path, model: str = "production", user: str | None = None,
                     master: str | None = None, config: WanderlensConfig | None = None) -> dict:
     """The whole job on a folder of the user's photos with the registry's model `model` (alias or version)."""
-    from wanderlens.cli.progress import CommandProgress
     from wanderlens.config import load_config
     from wanderlens.errors import InputError
     from wanderlens.serving.registry import ModelRegistry
@@ -232,17 +237,8 @@ def run_photos_demo(photos_dir: Path, out: Path, registry: Path, model: str = "p
     out.mkdir(parents=True, exist_ok=True)
     ctx: dict[str, Any] = {"model": f"{model} -> {version_dir}"}
     stages = _photo_stages(Path(photos_dir).resolve(), out, version_dir, user, master, config or load_config())
-    timings: dict[str, float] = {}
     console.print(UNLABELLED_NOTE)
-    with CommandProgress("demo", console, total=len(stages), log_stages=False) as progress:
-        for i, (name, stage) in enumerate(stages):
-            progress.stage(name, total=len(stages), completed=i)
-            t0 = time.perf_counter()
-            stage(ctx, _Report(progress, name, i, len(stages)))
-            timings[name] = time.perf_counter() - t0
-        progress.update(len(stages), description="done")
-    _print_outputs(ctx, timings)
-    return ctx
+    return _run_stages(stages, ctx)
 
 
 def register(app: typer.Typer) -> None:
