@@ -211,14 +211,8 @@ class TravelConfig(Section):
     captions_per_photo: int = Field(2, ge=0)
     max_gap_hours: float = Field(36.0, gt=0.0, description="a longer gap between photos starts a new trip")
     max_distance_km: float = Field(400.0, gt=0.0, description="a longer jump between photos starts a new trip")
-    # The blend of issue 12: no longer read by the recommender (the learned ranker of issue 14 replaced it); kept so
-    # existing configs and the CLI's --content-weight style flags still parse.
-    content_weight: float = Field(0.25, ge=0.0, le=1.0)
-    popularity_weight: float = Field(0.5, ge=0.0, le=1.0)
-    new_user_content_weight: float = Field(0.33, ge=0.0, le=1.0)
-    diversity: float = Field(0.3, ge=0.0, description="variety penalty between suggestions of one kind")
     suggestions_per_user: int = Field(10, ge=1)
-    # The recommender (issue 14): "auto" keeps the learned ranker only when it beats every single signal on
+    # The recommender: "auto" keeps the learned ranker only when it beats every single signal on
     # validation; the rest are the settings measured best by bench_travel.
     recommender_method: str = Field("auto", description="'auto', 'ranker' or one signal name (travel.signals)")
     halflife_days: float = Field(365.0, gt=0.0, description="popularity: a visit's weight halves every this many days")

@@ -41,15 +41,9 @@ def travel_cmd(
                                  "artifacts/travel/novelty); default: fitted on the labelled photos."),
     out: Path = typer.Option(..., "--out", help="Output folder for the travel tables."),
     config: Path = typer.Option(None, "--config", help="YAML/TOML config; its 'travel' section is used."),
-    overrides: list[str] = typer.Option(None, "--set", help="Override a config key, e.g. travel.diversity=0."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a config key, e.g. travel.max_gap_hours=48."),
     fact_threshold: float = typer.Option(None, help="Probability from which a description states a fact "
                                                     "(travel.description.fact_threshold)."),
-    content_weight: float = typer.Option(None, help="Share of content similarity in the suggestion blend "
-                                                    "(travel.content_weight, tuned by bench_travel)."),
-    popularity_weight: float = typer.Option(None, help="Share of popularity in the suggestion blend, ALS gets the "
-                                                       "rest (travel.popularity_weight)."),
-    new_user_content_weight: float = typer.Option(None, help="For users ALS never saw: share of content, the rest "
-                                                             "popularity (travel.new_user_content_weight)."),
     master: str = typer.Option(None, help="Spark master URL (default local[*] or WANDERLENS_SPARK_MASTER)."),
 ) -> None:
     """Describe photos, cut trips, build profiles, suggest destinations (with reasons), index for search."""
@@ -59,9 +53,7 @@ def travel_cmd(
     from wanderlens.session import get_spark
     from wanderlens.travel.job import run_travel
 
-    flags = {"content_weight": content_weight, "popularity_weight": popularity_weight,
-             "new_user_content_weight": new_user_content_weight}
-    cfg = load_config(config, [*(overrides or []), *flag_overrides("travel", flags),
+    cfg = load_config(config, [*(overrides or []),
                                *flag_overrides("travel.description", {"fact_threshold": fact_threshold})])
     spark = get_spark(master=master)
     with CommandProgress("travel", progress_console, spark=spark) as progress:
