@@ -148,7 +148,6 @@ def _print_outputs(ctx: dict[str, Any], timings: dict[str, float]) -> None:
 
 def run_demo(out: Path, photos: int = 2000, users: int = 60, seed: int = 0, master: str | None = None) -> dict:
     """Run every stage on a fresh synthetic sample under `out`; returns the outputs by name."""
-
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ctx: dict[str, Any] = {}
