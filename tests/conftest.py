@@ -44,7 +44,12 @@ def spark():
     """The one SparkSession of the test session (local[2])."""
     from wanderlens.session import get_spark
 
-    session = get_spark(master=os.environ.get("WANDERLENS_TEST_MASTER", "local[2]"), app_name="wanderlens-tests")
+    # One JVM runs the whole suite's thousands of jobs: a larger heap, fewer retained job/SQL records, and a
+    # periodic GC so the context cleaner frees the caches and broadcasts of DataFrames tests no longer hold.
+    session = get_spark(master=os.environ.get("WANDERLENS_TEST_MASTER", "local[2]"), app_name="wanderlens-tests",
+                        driver_memory=os.environ.get("WANDERLENS_DRIVER_MEMORY", "4g"),
+                        extra_conf={"spark.sql.ui.retainedExecutions": "50", "spark.ui.retainedJobs": "100",
+                                    "spark.ui.retainedStages": "100", "spark.cleaner.periodicGC.interval": "2min"})
     yield session
     session.stop()
 
@@ -89,25 +94,54 @@ def featurized_dir(spark, ingested_dir, tmp_path_factory) -> Path:
 
 # --- serving: a model registry for the REST service tests -------------------------------------------------------------
 @pytest.fixture(scope="session")
-def serving_registry(spark, featurized_dir, sample_dir, tmp_path_factory) -> Path:
-    """A model registry holding two versions (v1 is `production`) of a small model trained on the sample's
-    features, with the travel tables (suggestions, search index) that the REST service answers from."""
+def travel_run(spark, featurized_dir, sample_dir, tmp_path_factory):
+    """A small MultiTaskModel trained on the featurized sample (`<travel dir>/../model`) and the travel job's tables
+    from it, built once for the travel tests and the serving registry."""
+    from wanderlens.config import TravelConfig
     from wanderlens.mtl.train import train_from_config
+    from wanderlens.travel.job import run_travel
+
+    out = tmp_path_factory.mktemp("travel")
+    train_from_config(spark, featurized_dir, {"training": {"epochs": 8, "seed": 0}}, out / "model")
+    paths = run_travel(spark, featurized_dir, out / "model", sample_dir / "destinations.csv", out / "travel",
+                       TravelConfig(projection_epochs=60))
+    return out / "travel", paths
+
+
+@pytest.fixture(scope="session")
+def serving_registry(featurized_dir, travel_run, tmp_path_factory) -> Path:
+    """A model registry holding two versions (v1 is `production`) of the travel run's model, with the travel tables
+    (suggestions, search index) that the REST service answers from."""
     from wanderlens.serving.registry import ModelRegistry
 
-    out = tmp_path_factory.mktemp("serving")
-    train_from_config(spark, featurized_dir, {"training": {"epochs": 8, "seed": 0}}, out / "model")
-    travel_dir = None
-    try:
-        from wanderlens.travel.job import run_travel
-    except ModuleNotFoundError:  # travel stage not landed yet: travel endpoints answer 404
-        run_travel = None
-    if run_travel is not None:
-        run_travel(spark, featurized_dir, out / "model", sample_dir / "destinations.csv", out / "travel")
-        travel_dir = out / "travel"
-    registry = ModelRegistry(out / "registry")
+    travel_dir, _ = travel_run
+    registry = ModelRegistry(tmp_path_factory.mktemp("serving") / "registry")
     for _ in range(2):
-        registry.register(Path(featurized_dir) / "feature_pipeline", out / "model", travel_dir=travel_dir,
-                          metadata={"source": "tests"})
+        registry.register(Path(featurized_dir) / "feature_pipeline", travel_dir.parent / "model",
+                          travel_dir=travel_dir, metadata={"source": "tests"})
     registry.promote(1)
     return registry.root
+
+
+# --- the web page in headless Chromium -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium driven by Selenium for every browser test (Debian chromium + chromedriver)."""
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian chromium / chromium-driver not installed (tools/ensure_test_deps.py installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,1600",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()

@@ -105,8 +105,9 @@ def test_library_calls_leave_the_process_wide_pillow_and_torch_settings_alone(tm
     from data_corpus import png_header_bomb
 
     from wanderlens.data.probe import probe_image
-    from wanderlens.features.encoders import get_encoder, torch_threads
+    from wanderlens.features.encoders import get_encoder
     from wanderlens.features.sentence import embed_sentences
+    from wanderlens.threads import torch_threads
 
     (tmp_path / "bomb.png").write_bytes(png_header_bomb())
     pixels, threads = Image.MAX_IMAGE_PIXELS, torch.get_num_threads()

@@ -115,7 +115,26 @@ def test_bad_input_fails_before_training(spark, synth, tmp_path):
         fit(synth, featuresCols=["pixels"])
     with pytest.raises(ConfigError, match="lossWeighting 'magic': Input should be 'equal'"):
         fit(synth, lossWeighting="magic")
+    with pytest.raises(ConfigError, match="modalityDropout is 0.3 but modalityBlocks is empty"):
+        fit(synth, modalityDropout=0.3)
+    with pytest.raises(ConfigError, match=r"modalityBlocks \[\[4, 12, -1\]\] lie outside the 10 input columns"):
+        fit(synth, modalityDropout=0.3, modalityBlocks=[[0, 4, -1], [4, 12, -1]])
     assert not ckpt.exists()  # nothing was written, no training started
+
+
+def test_modality_dropout_takes_its_blocks_from_the_fitted_feature_pipeline(featurized_dir):
+    from wanderlens.config import parse_config
+    from wanderlens.features.fusion import fitted_fusion
+    from wanderlens.mtl.train import with_modality_blocks
+
+    cfg = parse_config({"training": {"modality_dropout": 0.3}})
+    params = with_modality_blocks(cfg.estimator_params(), featurized_dir, cfg)
+    sizes = fitted_fusion(featurized_dir).input_sizes()
+    image, inputs = sizes["image_embedding"], sum(sizes.values())
+    # image | text (TF-IDF + sentence, one block) | has_image, has_text
+    assert params["modalityBlocks"] == [[0, image, inputs], [image, inputs, inputs + 1]]
+    named = parse_config({"training": {"modality_dropout": 0.3, "modality_blocks": [[0, 5, -1]]}})
+    assert with_modality_blocks(named.estimator_params(), featurized_dir, named)["modalityBlocks"] == [[0, 5, -1]]
 
 
 def test_transform_feeds_mllib_evaluators(fitted, synth):

@@ -2,15 +2,18 @@
 piexif) spanning Paris, Lyon and New York (two countries, two time zones), run by `wanderlens demo --photos-dir`
 with the sample's registry model -> trips with city names and days, bursts counted once, a GPS-less photo taking
 its trip's place, suggestions naming real cities, and novelty: the COCO photos (unlike the sample's drawings) get
-no trained-task claims while the sample's own photos keep them.
+no trained-task claims while the sample's own photos keep them; and the web page of a service answering from that
+run shows each traveller's trips with their place names and suggestions naming real cities (headless Chromium).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from pyspark.sql import functions as F
+from server_process import ServerProcess
 from test_import_photos import EIFFEL, LIBERTY, LOUVRE, LYON, TIMES_SQUARE, _coco, exif_bytes, write_photo
 
 pytest.importorskip("piexif")
@@ -99,3 +102,36 @@ def test_photos_unlike_the_training_data_get_no_trained_claims(spark, photos_run
     novel = sample.where(F.col("is_novel")).count()
     assert novel / total < 0.05
     assert sample.where(F.size("claims") > 0).count() / total > 0.5
+
+
+@pytest.mark.browser
+def test_web_page_shows_trips_and_places_of_an_imported_folder(photos_run, browser, tmp_path, artifacts_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    travel, ctx = photos_run
+    assert "wanderlens serve --registry" in ctx["serve it"]
+    with ServerProcess(travel.parent / "registry", log_path=tmp_path / "server.log") as server:
+        trips = httpx.get(f"{server.url}/v1/users/ana/trips", timeout=30).json()["trips"]
+        assert [t["places"] for t in trips] == [["Paris, France", "Lyon, France"]]
+        assert httpx.get(f"{server.url}/v1/users/nobody/trips", timeout=30).status_code == 404
+        # Imported photo ids are relative paths: "ana/p1.jpg" is one id, in the URL encoded or not.
+        info = httpx.get(f"{server.url}/v1/photos/ana%2Fp1.jpg", timeout=30).json()["photo"]
+        assert info["photo_id"] == "ana/p1.jpg" and info["place"] == "Paris, France"
+        image = httpx.get(server.url + info["image_url"], timeout=30)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        wait = WebDriverWait(browser, 60)
+        browser.get(server.url + "/")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#user-select option")) == 3)
+        Select(browser.find_element(By.ID, "user-select")).select_by_value("ben")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#trips li.trip")) == 2)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions li.suggestion"))
+        trips_text = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#trips li.trip .places")]
+        assert trips_text == ["New York City, United States", "Paris, France"]
+        summaries = browser.find_elements(By.CSS_SELECTOR, "#trips li.trip .summary")
+        assert summaries[0].text.startswith("Two days in New York City, United States")
+        first = browser.find_element(By.CSS_SELECTOR, "#suggestions li.suggestion strong").text
+        assert first == "Lyon"
+        browser.save_screenshot(str(artifacts_dir / "serving-web-page-imported-folder.png"))
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors

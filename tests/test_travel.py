@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from wanderlens.config import TravelConfig
 from wanderlens.travel.describe import describe_photo
 from wanderlens.travel.recommend import greedy_pick, label_phrase, suggestion_reason
 from wanderlens.travel.search import fit_projection, project_images, recall_at_k
@@ -158,21 +157,7 @@ def test_contrastive_projection_finds_uncaptioned_images_by_text():
     assert recall_at_k(project_images(img, W0, b0)[test], txt[test], np.arange(100), k=10) > 0.3
 
 
-# --- the travel job on the featurized sample ------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def travel_run(spark, featurized_dir, sample_dir, tmp_path_factory):
-    """A small MultiTaskModel trained on the featurized sample, and the travel job's tables from it."""
-    from wanderlens.mtl.train import train_from_config
-    from wanderlens.travel.job import run_travel
-
-    out = tmp_path_factory.mktemp("travel")
-    train_from_config(spark, featurized_dir, {"training": {"epochs": 6, "batch_size": 32, "learning_rate": 0.003,
-                                                                 "seed": 0}}, out / "model")
-    paths = run_travel(spark, featurized_dir, out / "model", sample_dir / "destinations.csv", out / "travel",
-                       TravelConfig(projection_epochs=60))
-    return out / "travel", paths
-
-
+# --- the travel job on the featurized sample (the `travel_run` fixture of conftest.py) -------------------------------
 def test_travel_job_writes_every_table(spark, travel_run):
     travel_dir, paths = travel_run
     for name in ("photos", "descriptions", "trips", "profiles", "destinations", "suggestions", "search_index",
@@ -268,17 +253,18 @@ def test_held_out_trip_evaluation_compares_all_methods(spark, travel_run):
         assert g["low"] <= g["gain"] <= g["high"] and g["users"] == ev.warm[0]["users"]
 
 
-def test_estimator_and_job_give_the_same_suggestions_with_defaults(spark, travel_run):
-    import json
-
-    from wanderlens.travel.recommend import TravelRecommender
+def test_the_job_fits_the_estimator_with_its_defaults_and_serves_that_model(spark, travel_run):
+    from wanderlens.travel.recommend import TravelRecommender, TravelRecommenderModel
 
     travel_dir, paths = travel_run
-    summary = json.loads((travel_dir / "summary.json").read_text())
-    photos = spark.read.parquet(paths["photos"]).where("interest is not null and joint_embedding is not null")
-    model = TravelRecommender(labels=summary["interest_labels"], sceneCount=summary["scene_classes"],
-                              catalogPath=paths["catalog"]).fit(photos)
-    mine = {(r["user_id"], r["rank"]): r["destination_id"] for r in model.recommend(k=10).collect()}
+    saved = TravelRecommenderModel.load(str(travel_dir / "recommender"))
+    default = TravelRecommender()
+    set_by_data = {"catalogPath", "labels", "sceneCount"}  # what the job's data decides
+    differ = {p.name: (saved.getOrDefault(p.name), default.getOrDefault(p))
+              for p in default.params if p.name not in set_by_data and default.hasDefault(p)
+              and saved.getOrDefault(p.name) != default.getOrDefault(p)}
+    assert not differ  # the travel config's defaults are the estimator's defaults
+    mine = {(r["user_id"], r["rank"]): r["destination_id"] for r in saved.recommend(k=10).collect()}
     job = {(r["user_id"], r["rank"]): r["destination_id"]
            for r in spark.read.parquet(paths["suggestions"]).collect()}
     assert mine == job

@@ -87,6 +87,8 @@ def test_visit_inputs_are_checked_and_newcomers_get_popular_places(spark, sample
                                 "user_id string, destination_id string, trip_id string, visited_at timestamp")
     with pytest.raises(InputError, match="1 destination_id\\(s\\) not in the destinations catalog \\('nowhere'\\)"):
         TravelRecommender(catalogPath=catalog).fit(bad)
+    with pytest.raises(InputError, match="unknown method 'vibes'; use 'auto', 'ranker' or one of popularity"):
+        TravelRecommender(catalogPath=catalog, method="vibes").fit(bad)
     with pytest.raises(InputError, match="missing column\\(s\\) trip_id"):
         TravelRecommender(catalogPath=catalog).fit(bad.drop("trip_id"))
     visits = visits_from_rows(photos).drop("photos")

@@ -181,7 +181,8 @@ UNLABELLED_NOTE = (
 
 def _photo_stages(photos_dir: Path, out: Path, version_dir: Path, user: str | None, master: str | None,
                   config: WanderlensConfig) -> list[Stage]:
-    """The stages of `demo --photos-dir`: import, ingest, featurize with the version's pipeline, travel."""
+    """The stages of `demo --photos-dir`: import, ingest, featurize with the version's pipeline, travel, and a
+    registry of the folder's own (`OUT/registry`) that `wanderlens serve` answers from."""
     from wanderlens.session import get_spark
 
     def spark():
@@ -216,7 +217,20 @@ def _photo_stages(photos_dir: Path, out: Path, version_dir: Path, user: str | No
         ctx.update({f"travel: {k}": v for k, v in dict(paths).items()})
         ctx["_travel_dir"] = out / "travel"
 
-    return [("import-photos", import_stage), ("ingest", ingest), ("featurize", featurize), ("travel", travel)]
+    def register(ctx: dict, notify: _Report) -> None:
+        from wanderlens.serving.registry import ModelRegistry
+
+        # A registry of its own: the chosen model with this folder's travel tables, for the REST service and page.
+        registry = ModelRegistry(out / "registry")
+        art = version_dir / "artifacts"
+        version = registry.register(art / "feature_pipeline", art / "model", travel_dir=out / "travel",
+                                    data_dir=out / "features" / "features",
+                                    metadata={"source": f"demo --photos-dir {photos_dir}", "model": str(version_dir)})
+        registry.promote(version)
+        ctx["serve it"] = f"wanderlens serve --registry {out / 'registry'}  (web page: http://127.0.0.1:8000/)"
+
+    return [("import-photos", import_stage), ("ingest", ingest), ("featurize", featurize), ("travel", travel),
+            ("register", register)]
 
 
 def run_photos_demo(photos_dir: Path, out: Path, registry: Path, model: str = "production", user: str | None = None,

@@ -30,6 +30,7 @@ from wanderlens.evaluation.report import write_report
 from wanderlens.evaluation.splits import DataSplitter, record_split, split_summary
 from wanderlens.evaluation.variants import VALIDATION_COL, VariantRun, add_modality_inputs, train_variants
 from wanderlens.io import write_json
+from wanderlens.mtl.train import features_table, with_modality_blocks
 
 # MultiTaskClassifier settings the comparison sets itself: the seed, the input column, the validation rows (its
 # own split) and no checkpoints.
@@ -66,14 +67,6 @@ def model_params(config: WanderlensConfig) -> tuple[dict[str, Any], dict[str, An
     return params, {k: v for k, v in params.items() if k in explicit}
 
 
-def _read_features(spark: SparkSession, features_dir: Path) -> DataFrame:
-    table = features_dir / "features" if (features_dir / "features").is_dir() else features_dir
-    if not table.is_dir():
-        raise InputError(f"features table not found at {features_dir}; pass the folder written by "
-                         "'wanderlens featurize --out'")
-    return spark.read.parquet(str(table))
-
-
 def _prepare(spark: SparkSession, features_dir: Path, config: WanderlensConfig) -> _Prepared:
     """Read the features, index the labels, split, add the single-modality inputs; keep only the columns used."""
     from wanderlens.mtl.data import infer_classes
@@ -81,7 +74,7 @@ def _prepare(spark: SparkSession, features_dir: Path, config: WanderlensConfig) 
     from wanderlens.mtl.train import config_tasks
 
     cfg = config.evaluation
-    raw = _read_features(spark, features_dir)
+    raw = spark.read.parquet(str(features_table(features_dir)))
     tasks = infer_classes(raw, config_tasks(features_dir, config))
     fcol = cfg.features_col
     if fcol not in raw.columns:
@@ -142,6 +135,8 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: Wanderle
     summary["split"] = split_info
     test = data.df.where(F.col("split") == "test").cache()
     params, explicit = model_params(config)
+    params = with_modality_blocks({**params, "featuresCols": [cfg.features_col]}, features_dir, config)
+    params.pop("featuresCols")
     scores = Scores()
     # The baselines first (fitted once): a setting or data problem in them shows before the long network fits.
     if "logistic" in cfg.compare:

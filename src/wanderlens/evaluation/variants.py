@@ -25,17 +25,6 @@ from wanderlens.evaluation.evaluator import MultiTaskEvaluator
 VALIDATION_COL = "_is_validation"
 
 
-def _fusion_sizes(features_dir: Path) -> dict[str, int]:
-    """Block sizes of the fitted ModalityFusion stage of the saved feature pipeline, by input column."""
-    stages = sorted((features_dir / "feature_pipeline" / "stages").glob("*ModalityFusion*"))
-    if not stages:
-        return {}
-    from wanderlens.features.fusion import ModalityFusion
-
-    fusion = ModalityFusion.load(str(stages[0]))
-    return dict(zip(fusion.getInputCols(), fusion.getOrDefault(fusion.inputSizes), strict=True))
-
-
 def _vector_size(df: DataFrame, col: str) -> int:
     row = df.where(F.col(col).isNotNull()).select(col).first()
     if row is None:
@@ -46,9 +35,10 @@ def _vector_size(df: DataFrame, col: str) -> int:
 def add_modality_inputs(df: DataFrame, features_dir: Path,
                         modalities: dict[str, ModalityConfig]) -> tuple[DataFrame, dict[str, str]]:
     """One fused vector per modality (`_in_<name>`), normalised per block like the full fused vector."""
-    from wanderlens.features.fusion import ModalityFusion
+    from wanderlens.features.fusion import ModalityFusion, fitted_fusion
 
-    sizes = _fusion_sizes(features_dir)
+    fitted = fitted_fusion(features_dir)
+    sizes = fitted.input_sizes() if fitted is not None else {}
     cols: dict[str, str] = {}
     for name, spec in modalities.items():
         inputs, presence = list(spec.columns), list(spec.presence)
@@ -125,7 +115,8 @@ def train_variants(run: VariantRun, seeds: Sequence[int], single_task: bool, mod
         for name, col in modality_cols.items():
             run.notify(f"seed {seed}: multi-task model on {name} only")
             t0 = time.perf_counter()
-            m = fit_mtl(run.fit_rows, run.tasks, col, run.params, seed)
+            # One modality has nothing to drop: modality dropout is for the fused inputs.
+            m = fit_mtl(run.fit_rows, run.tasks, col, run.params, seed, modalityDropout=0.0, modalityBlocks=[])
             scores.record(modality_variant(name), seed, score(m.transform(run.test), run.tasks),
                           time.perf_counter() - t0)
         scores.metrics().to_csv(partial_csv, index=False)

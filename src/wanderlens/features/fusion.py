@@ -6,6 +6,9 @@ can learn with a modality missing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
 import numpy as np
 from pyspark import keyword_only
 from pyspark.ml import Transformer
@@ -74,3 +77,35 @@ class ModalityFusion(Transformer, HasInputCols, HasOutputCol, DefaultParamsReada
         fuse = F.udf(lambda *v: _fuse_row(sizes, *v), VectorUDT())
         args = [F.col(c) for c in cols] + [F.col(c).cast("double") for c in presence]
         return dataset.withColumn(self.getOutputCol(), fuse(*args))
+
+    def input_sizes(self) -> dict[str, int]:
+        """Block size of each input column."""
+        return dict(zip(self.getInputCols(), self.getOrDefault(self.inputSizes), strict=True))
+
+    def modality_blocks(self, modalities: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> list[list[int]]:
+        """Where each modality sits in the fused vector, as `[start, stop, presence index or -1]` triples (the
+        multi-task model's `modalityBlocks`, used by modality dropout).
+
+        `modalities`: name -> (its input columns, its presence columns). Neighbouring inputs of one modality form
+        one block; its first presence column (appended after the blocks) is the block's flag. Inputs of no
+        modality form no block."""
+        cols, sizes = self.getInputCols(), self.getOrDefault(self.inputSizes)
+        presence = list(self.getOrDefault(self.presenceCols))
+        owner = {c: name for name, (inputs, _) in modalities.items() for c in inputs}
+        blocks: list[list[int]] = []
+        start, last = 0, None
+        for col, size in zip(cols, sizes, strict=True):
+            name = owner.get(col)
+            if name is not None and name == last:
+                blocks[-1][1] = start + size
+            elif name is not None:
+                flags = [presence.index(p) for p in modalities[name][1] if p in presence]
+                blocks.append([start, start + size, sum(sizes) + flags[0] if flags else -1])
+            start, last = start + size, name
+        return blocks
+
+
+def fitted_fusion(features_dir: str | Path) -> ModalityFusion | None:
+    """The fitted ModalityFusion stage of the feature pipeline a `featurize` run saved (None when it has none)."""
+    stages = sorted((Path(features_dir) / "feature_pipeline" / "stages").glob("*ModalityFusion*"))
+    return ModalityFusion.load(str(stages[0])) if stages else None

@@ -22,8 +22,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.features.encoders import default_threads, in_spark_worker, release_encoder_memory, torch_threads
+from wanderlens.features.encoders import release_encoder_memory
 from wanderlens.features.text import HasTextCols, text_expr
+from wanderlens.threads import default_threads, in_spark_worker, torch_threads
 
 SENTENCE_DIM = 384
 _LOCK = threading.Lock()

@@ -50,12 +50,13 @@ from wanderlens.mtl.data import (
     validate_input,
     write_shards,
 )
-from wanderlens.mtl.local import LocalMultiTaskModel, cached_model, torch_threads
+from wanderlens.mtl.local import LocalMultiTaskModel, cached_model
 from wanderlens.mtl.tabular import TABULAR, HasTabularInputs
 from wanderlens.mtl.tasks import TaskSpec, label_index_expr, parse_tasks
 from wanderlens.mtl.trainer import TrainingRun, load_state, run_training
 from wanderlens.mtl.weighting import WEIGHTINGS
 from wanderlens.persistence import DataStage
+from wanderlens.threads import torch_threads
 
 SectionT = TypeVar("SectionT", bound=Section)
 
@@ -239,10 +240,18 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         if training.monitor not in ("loss", "metric") and training.monitor not in {t.name for t in tasks}:
             raise ConfigError(f"monitor {training.monitor!r} must be 'loss', 'metric' or a task name "
                               f"({[t.name for t in tasks]})")
+        if training.modality_dropout > 0 and not training.modality_blocks:
+            raise ConfigError(f"modalityDropout is {training.modality_dropout} but modalityBlocks is empty: name the "
+                              "modality blocks (model.modality_blocks), or train from a featurize output folder "
+                              "(`wanderlens train`/`evaluate`), which reads them from the fitted feature pipeline")
         arch = self._arch_config()
         dataset = self._fit_tabular(dataset, arch)
         tasks = infer_classes(dataset, tasks)
         summary = validate_input(dataset, self._input_cols(), tasks)
+        bad = [b for b in training.modality_blocks if not 0 <= b[0] < b[1] <= summary.input_dim
+               or b[2] >= summary.input_dim]
+        if bad:
+            raise ConfigError(f"modalityBlocks {bad} lie outside the {summary.input_dim} input columns")
         train_df, val_df = self._split(dataset, tasks, training)
         ckpt = training.checkpoint_dir
         work = os.path.join(ckpt, "data") if ckpt else tempfile.mkdtemp(prefix="wanderlens-mtl-")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -146,24 +144,6 @@ def cached_model(key: str, meta_json: str, weights: bytes) -> LocalMultiTaskMode
     if model is None:
         model = _CACHE[key] = LocalMultiTaskModel.from_bytes(meta_json, weights)
     return model
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with torch using `n` intra-op threads, restoring the previous count afterwards.
-
-    Small multi-task networks run fastest on one thread (more threads spin on a busy host); scoping the setting
-    keeps a library call from changing the process-wide thread count of its caller.
-    """
-    previous = torch.get_num_threads()
-    if n == previous:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _find_model_dir(path: str) -> str:

@@ -41,6 +41,20 @@ def config_tasks(features_dir: str | Path, config: WanderlensConfig | dict[str, 
     raise InputError(f"no tasks: {d}/labels.json is missing and the config has no 'tasks' list")
 
 
+def with_modality_blocks(params: dict[str, Any], features_dir: str | Path, cfg: WanderlensConfig) -> dict[str, Any]:
+    """`params` with `modalityBlocks` read from the featurize run's fitted ModalityFusion, when modality dropout is
+    on, the config names no blocks and the model reads that fusion's output column; else `params` unchanged."""
+    if not params.get("modalityDropout") or params.get("modalityBlocks"):
+        return params
+    from wanderlens.features.fusion import fitted_fusion
+
+    fusion = fitted_fusion(features_table(features_dir).parent)
+    if fusion is None or list(params.get("featuresCols", [])) != [fusion.getOutputCol()]:
+        return params  # the estimator names what is missing
+    groups = {name: (m.columns, m.presence) for name, m in cfg.evaluation.modalities.items()}
+    return {**params, "modalityBlocks": fusion.modality_blocks(groups)}
+
+
 def train_from_config(
     spark: SparkSession, features_dir: str | Path, config: WanderlensConfig | dict[str, Any] | None,
     out_dir: str | Path, progress: Callable[[dict[str, Any]], None] | None = None, df: DataFrame | None = None,
@@ -51,7 +65,7 @@ def train_from_config(
     """
     cfg = parse_config(config)
     tasks = config_tasks(features_dir, cfg)
-    params = cfg.estimator_params()
+    params = with_modality_blocks(cfg.estimator_params(), features_dir, cfg)
     data = df if df is not None else spark.read.parquet(str(features_table(features_dir)))
     est = MultiTaskClassifier(tasks=tasks, **params)
     est.setProgress(progress)

@@ -31,11 +31,11 @@ from torch import nn
 from wanderlens.config import TrainingConfig
 from wanderlens.mtl.architectures import build_network
 from wanderlens.mtl.data import Shard, read_shard
-from wanderlens.mtl.local import torch_threads
 from wanderlens.mtl.losses import task_loss
 from wanderlens.mtl.metrics import PRIMARY, is_better, task_metric
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
 from wanderlens.mtl.weighting import LossWeighting, TaskStep, finite_weights, weighting_from_config
+from wanderlens.threads import torch_threads
 
 CHECKPOINT = "last.pt"
 # Training settings that may change between an interrupted fit and its resumption without invalidating the

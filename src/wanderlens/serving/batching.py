@@ -153,8 +153,8 @@ def embed_texts(texts: Sequence[str | None], threads: int | None = None) -> tupl
     """
     import torch
 
-    from wanderlens.features.encoders import default_threads, torch_threads
     from wanderlens.features.sentence import SENTENCE_DIM, get_sentence_model
+    from wanderlens.threads import default_threads, torch_threads
 
     clean = [(t or "").strip() for t in texts]
     out = np.zeros((len(clean), SENTENCE_DIM), dtype=np.float32)

@@ -172,7 +172,7 @@ class ServedModel:
                         ) -> list[dict[str, Any] | BaseException]:
         """`describe` for a batch of decoded photos: the encoders and the task heads run once on the batch, then
         each photo gets its answer (or its own exception, which does not fail the others)."""
-        from wanderlens.features.encoders import default_threads, torch_threads
+        from wanderlens.threads import default_threads, torch_threads
 
         with torch_threads(default_threads()):
             t0 = time.perf_counter()

@@ -1,10 +1,12 @@
-"""Travel routes, answered from the travel tables a registry version carries: travellers, their suggestions, text
-search over photos, and one photo's details and file. Ids in URLs are only ever dictionary keys, never paths."""
+"""Travel routes, answered from the travel tables a registry version carries: travellers, their trips and
+suggestions, text search over photos, and one photo's details and file. Ids in URLs are only ever dictionary keys,
+never paths."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
@@ -16,6 +18,7 @@ from wanderlens.serving.schemas import (
     PhotoResponse,
     SearchResponse,
     SuggestionsResponse,
+    TripsResponse,
     UsersResponse,
     error_responses,
 )
@@ -46,6 +49,17 @@ async def suggestions(state: State, user_id: UserId, k: Annotated[int, Query(ge=
     return {"model_version": current.version, "user_id": user_id, "k": k, "suggestions": rows}
 
 
+@router.get("/v1/users/{user_id}/trips", response_model=TripsResponse, responses=error_responses(404, 422, 503),
+            summary="One traveller's trips: dates, place names and a summary, earliest first")
+async def trips(state: State, user_id: UserId) -> dict[str, Any]:
+    check_id(user_id, "user id")
+    current = state.served()
+    rows = state.travel(current).trips(user_id)
+    if rows is None:
+        raise HTTPException(404, f"user {user_id!r} is unknown to model version {current.version}")
+    return {"model_version": current.version, "user_id": user_id, "trips": rows}
+
+
 @router.get("/v1/search", response_model=SearchResponse, responses=error_responses(404, 422, 503, 504),
             summary="Photos matching a text query")
 async def search(state: State, q: Annotated[str, Query(min_length=1, max_length=500)],
@@ -68,16 +82,8 @@ def _photo_row(state: State, photo_id: str) -> tuple[Any, dict[str, Any]]:
     return current, row
 
 
-@router.get("/v1/photos/{photo_id}", response_model=PhotoResponse, responses=error_responses(404, 422, 503),
-            summary="One photo's details and predictions")
-async def photo_info(state: State, photo_id: PhotoId) -> dict[str, Any]:
-    current, row = _photo_row(state, photo_id)
-    out = {k: v for k, v in row.items() if k != "image_path"}
-    out["image_url"] = f"/v1/photos/{photo_id}/image"
-    return {"model_version": current.version, "photo": out}
-
-
-@router.get("/v1/photos/{photo_id}/image", response_class=FileResponse, summary="The photo file itself",
+# Before the details route: "{photo_id:path}" there would also match ".../image".
+@router.get("/v1/photos/{photo_id:path}/image", response_class=FileResponse, summary="The photo file itself",
             responses={200: {"description": "The image bytes (type sniffed from the content)",
                              "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
                        **error_responses(404, 422, 503)})
@@ -91,3 +97,12 @@ async def photo_image(state: State, photo_id: PhotoId) -> FileResponse:
     with path.open("rb") as fh:
         media_type = sniff_image_type(fh.read(16)) or "application/octet-stream"
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/v1/photos/{photo_id:path}", response_model=PhotoResponse, responses=error_responses(404, 422, 503),
+            summary="One photo's details and predictions")
+async def photo_info(state: State, photo_id: PhotoId) -> dict[str, Any]:
+    current, row = _photo_row(state, photo_id)
+    out = {k: v for k, v in row.items() if k != "image_path"}
+    out["image_url"] = f"/v1/photos/{quote(photo_id, safe='/')}/image"
+    return {"model_version": current.version, "photo": out}

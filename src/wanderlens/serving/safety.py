@@ -21,7 +21,9 @@ _DEFAULTS = ServingConfig()
 DEFAULT_MAX_BYTES = _DEFAULTS.max_bytes
 DEFAULT_MAX_PIXELS = _DEFAULTS.max_pixels
 # What an id in a URL may be: letters, digits and `_ . : @ -`, at most 128 characters (no `/`, so never a path).
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+# Ids in URLs are dictionary keys of the travel tables, never paths: any text without control characters. Photo ids of
+# imported folders are relative paths ("ana/IMG 0001.jpg"), user ids folder names.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"
 _ID_RE = re.compile(ID_PATTERN)
 
 # (media type, magic test) for the formats the image encoder decodes.
@@ -104,10 +106,11 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, field: str = 
 
 
 def check_id(value: str, field: str) -> str:
-    """An id from a URL is only letters, digits and `_ . : @ -` (no `/`, no `..`): it can never name a path."""
-    if not _ID_RE.match(value) or ".." in value:
-        raise RejectedInput(422, f"{field}: {value[:80]!r} is not a valid id (letters, digits, '_', '-', '.', ':', "
-                                 "'@'; at most 128 characters)")
+    """An id from a URL: 1 to 256 characters, no control characters. It is only ever looked up in a table, so it
+    can never name a file (a photo's file comes from the path recorded in its row)."""
+    if not _ID_RE.match(value):
+        raise RejectedInput(422, f"{field}: {value[:80]!r} is not a valid id (1 to 256 characters, no control "
+                                 "characters)")
     return value
 
 

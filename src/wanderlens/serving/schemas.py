@@ -115,6 +115,24 @@ class SuggestionsResponse(BaseModel):
     suggestions: list[Suggestion]
 
 
+class Trip(_Open):
+    """One trip of a traveller: when, where (place names in the order first visited) and a summary sentence."""
+
+    trip_id: str
+    start: str | None = None
+    end: str | None = None
+    days: int | None = None
+    photos: int | None = None
+    places: list[str] = Field(default_factory=list)
+    summary: str | None = None
+
+
+class TripsResponse(BaseModel):
+    model_version: int
+    user_id: str
+    trips: list[Trip]
+
+
 class SearchHit(_Open):
     """One photo matching a text query (higher `score` is closer)."""
 

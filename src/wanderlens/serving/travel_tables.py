@@ -1,4 +1,4 @@
-"""Read-only lookups over the travel tables a registry version carries (photos, suggestions, search), no Spark.
+"""Read-only lookups over the travel tables a registry version carries (photos, trips, suggestions, search), no Spark.
 
 The tables are the Parquet outputs of `wanderlens.travel.job.run_travel`, read once with pyarrow and indexed by id,
 so a request for one user or one photo is a dict lookup.
@@ -38,14 +38,15 @@ def _jsonable(value: Any) -> Any:
 
 
 class TravelTables:
-    """Photos by id, suggestions by user and the text search of one registry version's travel folder."""
+    """Photos by id, trips and suggestions by user and the text search of one registry version's travel folder."""
 
     def __init__(self, root: Path, photos: dict[str, dict[str, Any]], suggestions: dict[str, list[dict[str, Any]]],
-                 search: Any | None) -> None:
+                 search: Any | None, trips: dict[str, list[dict[str, Any]]] | None = None) -> None:
         self.root = root
         self.photos = photos
         self.suggestions_by_user = suggestions
         self.searcher = search
+        self.trips_by_user = trips or {}
 
     @classmethod
     def load(cls, root: str | Path) -> TravelTables:
@@ -81,11 +82,17 @@ class TravelTables:
 
                 search = SearchIndex.load(root / name)
                 break
-        return cls(root, photos, suggestions, search)
+        return cls(root, photos, suggestions, search, _trips_by_user(root / "trips"))
 
     def users(self) -> list[str]:
-        """Users that have suggestions, sorted."""
-        return sorted(self.suggestions_by_user)
+        """Users that have suggestions or trips, sorted."""
+        return sorted(set(self.suggestions_by_user) | set(self.trips_by_user))
+
+    def trips(self, user_id: str) -> list[dict[str, Any]] | None:
+        """A user's trips, earliest first (None when the user is unknown)."""
+        if user_id not in self.trips_by_user and user_id not in self.suggestions_by_user:
+            return None
+        return self.trips_by_user.get(user_id, [])
 
     def suggestions(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
         """Top-k suggestions for a user (None when the user is unknown)."""
@@ -113,8 +120,20 @@ class TravelTables:
         for hit in hits:
             hit = _jsonable({k2: v for k2, v in dict(hit).items() if not _is_vector(v) and k2 != "image_path"})
             meta = self.photos.get(str(hit.get("photo_id")), {})
-            out.append({**{k2: meta.get(k2) for k2 in ("caption", "description", "destination_id")}, **hit})
+            out.append({**{k2: meta.get(k2) for k2 in ("caption", "description", "destination_id", "place")}, **hit})
         return out
+
+
+def _trips_by_user(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The `trips` table (one row per trip, see `summarize_trips`) grouped by user, earliest trip first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not path.is_dir():
+        return out
+    for row in _read_table(path):
+        out.setdefault(str(row.get("user_id")), []).append(_jsonable(row))
+    for rows in out.values():
+        rows.sort(key=lambda r: (r.get("start") or "", str(r.get("trip_id"))))
+    return out
 
 
 def _dense(vector: dict[str, Any]) -> list[float]:

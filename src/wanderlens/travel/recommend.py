@@ -152,6 +152,10 @@ class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultPar
     def _fit(self, rows: DataFrame) -> TravelRecommenderModel:
         g = self.getOrDefault
         require_columns(rows, ["user_id", "destination_id"], "TravelRecommender")
+        method = g(self.method)
+        if method not in ("auto", RANKER, *SIGNALS):
+            raise InputError(f"TravelRecommender: unknown method {method!r}; use 'auto', '{RANKER}' or one of "
+                             f"{', '.join(SIGNALS)}")
         photos = rows if "interest" in rows.columns else None
         if photos is not None:
             self._check_interest(photos)
@@ -164,19 +168,25 @@ class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultPar
         check_places(visits, places, "TravelRecommender")
         if visits.limit(1).count() == 0:
             raise InputError("TravelRecommender: no visit to learn from (rows need destination_id, trip_id and a time)")
-        # Validation: each user's last trip hidden; the ranker is trained and chosen on those trips.
+        # A fixed signal has nothing to train or choose: no validation pass.
+        choice = RankerChoice(method) if method in SIGNALS else self._choose(photos, visits, places, catalog)
+        model = TravelRecommenderModel()
+        users, dests = self._profiles(photos, catalog, visits, places)
+        model._set_fitted(visits, places, users, dests, self._fit_als(visits, places), choice)
+        return self._copyValues(model)
+
+    def _choose(self, photos: DataFrame | None, visits: DataFrame, places: DataFrame, catalog: DataFrame
+                ) -> RankerChoice:
+        """Validation: each user's last trip hidden; the ranker is trained, and the method chosen, on those trips."""
+        g = self.getOrDefault
         vhist, vrel = last_trip_split(visits)
         vphotos = None if photos is None else photos.join(vhist.select("user_id", "trip_id").distinct(),
                                                           ["user_id", "trip_id"])
         vusers = vrel.select("user_id")
         vfeat = compute_signals(vhist, places, vusers, self._fit_als(vhist, places),
                                 self._content(vphotos, catalog, vusers), g(self.halflifeDays))
-        choice = choose_method(vfeat, vrel, 10, g(self.seed), g(self.rankerTrees), g(self.rankerDepth),
-                               g(self.method))
-        model = TravelRecommenderModel()
-        users, dests = self._profiles(photos, catalog, visits, places)
-        model._set_fitted(visits, places, users, dests, self._fit_als(visits, places), choice)
-        return self._copyValues(model)
+        return choose_method(vfeat, vrel, 10, g(self.seed), g(self.rankerTrees), g(self.rankerDepth),
+                             g(self.method))
 
     def _fit_als(self, visits: DataFrame, places: DataFrame) -> AlsParts:
         g = self.getOrDefault

@@ -76,8 +76,29 @@ function suggestionPhotos(s) {
   return (ids || []).slice(0, 3).map((p) => photoThumb(typeof p === "string" ? p : p.photo_id));
 }
 
+function dateOnly(iso) { return iso ? String(iso).slice(0, 10) : "?"; }
+
+async function loadTrips(userId) {
+  $("trips").replaceChildren();
+  $("trips-title").hidden = true;
+  if (!userId) return;
+  setStatus("trips-status", `loading trips of ${userId}…`);
+  try {
+    const r = await api(`/v1/users/${encodeURIComponent(userId)}/trips`);
+    $("trips").replaceChildren(...r.trips.map((t) => el("li", { class: "trip", "data-trip": t.trip_id },
+      el("strong", { class: "places" }, (t.places || []).join(" · ") || "place unknown"),
+      ` ${dateOnly(t.start)} → ${dateOnly(t.end)}, ${t.days} day${t.days === 1 ? "" : "s"}, ${t.photos} photos`,
+      el("div", { class: "muted summary" }, t.summary || ""))));
+    $("trips-title").hidden = r.trips.length === 0;
+    setStatus("trips-status", `${r.trips.length} trip${r.trips.length === 1 ? "" : "s"} of ${userId}`);
+  } catch (e) {
+    setStatus("trips-status", e.message, true);
+  }
+}
+
 async function loadSuggestions(userId) {
   $("suggestions").replaceChildren();
+  $("suggestions-title").hidden = true;
   if (!userId) return;
   setStatus("suggest-status", `loading suggestions for ${userId}…`);
   try {
@@ -90,6 +111,7 @@ async function loadSuggestions(userId) {
         el("div", { class: "muted reason" }, reasons.join(" · ")),
         el("div", { class: "thumbs" }, ...suggestionPhotos(s)));
     }));
+    $("suggestions-title").hidden = r.suggestions.length === 0;
     setStatus("suggest-status", `${r.suggestions.length} suggestions for ${userId}`);
   } catch (e) {
     setStatus("suggest-status", e.message, true);
@@ -102,7 +124,8 @@ async function search(q) {
   try {
     const r = await api(`/v1/search?q=${encodeURIComponent(q)}&k=12`);
     $("search-results").replaceChildren(...r.results.map((h) => el("figure", { class: "hit" },
-      photoThumb(h.photo_id, h.caption), el("figcaption", {}, h.caption || h.description || h.photo_id))));
+      photoThumb(h.photo_id, h.caption), el("figcaption", {}, h.caption || h.description || h.photo_id),
+      h.place ? el("div", { class: "muted place" }, h.place) : "")));
     setStatus("search-status", `${r.results.length} photos`);
   } catch (e) {
     setStatus("search-status", e.message, true);
@@ -129,6 +152,6 @@ const zone = $("drop-zone");
 zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
 zone.addEventListener("dragleave", () => zone.classList.remove("over"));
 zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); describe(e.dataTransfer.files[0]); });
-$("user-select").addEventListener("change", (e) => loadSuggestions(e.target.value));
+$("user-select").addEventListener("change", (e) => { loadTrips(e.target.value); loadSuggestions(e.target.value); });
 $("search-form").addEventListener("submit", (e) => { e.preventDefault(); search($("search-input").value.trim()); });
 init();
