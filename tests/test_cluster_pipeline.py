@@ -89,6 +89,17 @@ def _running_attempts(cache_root: Path) -> list[Path]:
     return list(cache_root.glob(".images_*.tmp-*/_temporary/*/_temporary/attempt_*"))
 
 
+def _task_running_on_worker(cluster: StandaloneCluster, index: int) -> bool:
+    """Whether an executor of worker `index` has started a task it has not finished (its executor log says so)."""
+    started: set[str] = set()
+    finished: set[str] = set()
+    for log in cluster.dir.glob(f"work/worker-{index}/app-*/*/stderr"):
+        text = log.read_text(errors="replace")
+        started |= set(re.findall(r"Running task ([\d.]+ in stage [\d.]+)", text))
+        finished |= set(re.findall(r"Finished task ([\d.]+ in stage [\d.]+)", text))
+    return bool(started - finished)
+
+
 def _checkpoint_epoch(ckpt: Path) -> int | None:
     try:
         return int(torch.load(ckpt / "last.pt", weights_only=False)["epoch"])
@@ -157,9 +168,11 @@ def cluster_run(cluster: StandaloneCluster, sample_dir: Path, tmp_path_factory) 
     proc = _driver([*common, "--stages", "ingest,featurize,train"], log)
     try:
         cache_root = out / "features" / "cache"
-        # Kill as soon as both tasks write their first batch: on an idle machine a task finishes within a second.
-        _until(lambda: len(_running_attempts(cache_root)) >= 2, proc, log, "both image-embedding tasks to start",
-               poll=0.02)
+        # Kill while the image embedding writes (an attempt folder exists) and worker 2 runs a task of it (its
+        # executor log has a task started and not finished). Counting two attempt folders at once was flaky: a
+        # task creates its folder only when it writes its first batch, so on a fast machine the two rarely overlap.
+        _until(lambda: _running_attempts(cache_root) and _task_running_on_worker(cluster, 2), proc, log,
+               "an image-embedding task on worker 2", poll=0.02)
         seen["attempts_at_kill"] = len(_running_attempts(cache_root))
         seen["cache_done_at_kill"] = any(p.name.startswith("images_") for p in cache_root.iterdir())
         cluster.kill_worker(2)
@@ -226,7 +239,7 @@ def test_cluster_runs_every_stage_with_the_project_python(cluster_run) -> None:
 
 def test_worker_killed_mid_featurize_every_photo_featurized_once(spark, cluster_run) -> None:
     seen, out, run = cluster_run["seen"], cluster_run["out"], cluster_run["run"]
-    assert seen["attempts_at_kill"] >= 2 and not seen["cache_done_at_kill"], "the kill must land mid-embedding"
+    assert seen["attempts_at_kill"] >= 1 and not seen["cache_done_at_kill"], "the kill must land mid-embedding"
     assert seen["retried_attempts"], "the killed worker's task was not retried on another executor"
 
     photos = spark.read.parquet(str(out / "ingested" / "photos"))
