@@ -81,24 +81,28 @@ def unseen_features(spark, out: Path, pipeline: Path, coco: Path) -> tuple[Path,
 
 def described(spark, features: Path, model, novelty) -> list[dict]:
     """Rows (objects, captions, is_novel, claims) of photos described with the novelty flag."""
+    from pyspark.sql import functions as F
+
     from wanderlens.travel.describe import description_builder
 
-    df = novelty.transform(model.transform(spark.read.parquet(str(features))))
-    df = description_builder(model.tasks).transform(df)
-    cols = ["photo_id", "is_novel", "novelty", "claims", "description"]
+    predicted = model.transform(spark.read.parquet(str(features)))
+    # The same photos described without the novelty flag: the claims the model would state on its own.
+    plain = description_builder(model.tasks).transform(predicted).select(
+        "photo_id", F.col("claims").alias("plain_claims"))
+    df = description_builder(model.tasks).transform(novelty.transform(predicted)).join(plain, "photo_id")
+    cols = ["photo_id", "is_novel", "novelty", "claims", "plain_claims", "description"]
     cols += [c for c in ("objects", "captions", "caption") if c in df.columns]
     return [r.asDict() for r in df.select(*cols).collect()]
 
 
 def claims_right(rows: list[dict], withhold: bool) -> tuple[int, int]:
-    """(right, stated) over the checked attribute claims; `withhold`: photos flagged novel state nothing."""
+    """(right, stated) over the checked attribute claims: with `withhold`, the claims stated with the novelty flag
+    (novel photos state none); without, the claims the model states on its own."""
     right = stated = 0
     for r in rows:
-        if withhold and r["is_novel"]:
-            continue
         caps = list(r["captions"] or []) if "captions" in r else [r["caption"] or ""]
         objs = list(r["objects"] or []) if "objects" in r else []
-        for c in r["claims"] or []:
+        for c in (r["claims"] if withhold else r["plain_claims"]) or []:
             if c["label"] in CHECKED:
                 stated += 1
                 right += truth(c["label"], objs, caps)
