@@ -88,16 +88,17 @@ class TravelTables:
         """Users that have suggestions or trips, sorted."""
         return sorted(set(self.suggestions_by_user) | set(self.trips_by_user))
 
+    def _known(self, user_id: str) -> bool:
+        """A user of `users()`: one with trips or suggestions."""
+        return user_id in self.trips_by_user or user_id in self.suggestions_by_user
+
     def trips(self, user_id: str) -> list[dict[str, Any]] | None:
         """A user's trips, earliest first (None when the user is unknown)."""
-        if user_id not in self.trips_by_user and user_id not in self.suggestions_by_user:
-            return None
-        return self.trips_by_user.get(user_id, [])
+        return self.trips_by_user.get(user_id, []) if self._known(user_id) else None
 
     def suggestions(self, user_id: str, k: int) -> list[dict[str, Any]] | None:
-        """Top-k suggestions for a user (None when the user is unknown)."""
-        rows = self.suggestions_by_user.get(user_id)
-        return None if rows is None else rows[:k]
+        """Top-k suggestions for a user (None when the user is unknown; empty for a user with trips only)."""
+        return self.suggestions_by_user.get(user_id, [])[:k] if self._known(user_id) else None
 
     def photo(self, photo_id: str) -> dict[str, Any] | None:
         return self.photos.get(photo_id)
