@@ -135,8 +135,7 @@ def evaluate_job(spark: SparkSession, features_dir: str | Path, config: Wanderle
     summary["split"] = split_info
     test = data.df.where(F.col("split") == "test").cache()
     params, explicit = model_params(config)
-    params = with_modality_blocks({**params, "featuresCols": [cfg.features_col]}, features_dir, config)
-    params.pop("featuresCols")
+    params = with_modality_blocks(params, features_dir, config, features_col=cfg.features_col)
     scores = Scores()
     # The baselines first (fitted once): a setting or data problem in them shows before the long network fits.
     if "logistic" in cfg.compare:

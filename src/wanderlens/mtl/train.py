@@ -41,15 +41,18 @@ def config_tasks(features_dir: str | Path, config: WanderlensConfig | dict[str, 
     raise InputError(f"no tasks: {d}/labels.json is missing and the config has no 'tasks' list")
 
 
-def with_modality_blocks(params: dict[str, Any], features_dir: str | Path, cfg: WanderlensConfig) -> dict[str, Any]:
+def with_modality_blocks(params: dict[str, Any], features_dir: str | Path, cfg: WanderlensConfig,
+                         features_col: str | None = None) -> dict[str, Any]:
     """`params` with `modalityBlocks` read from the featurize run's fitted ModalityFusion, when modality dropout is
-    on, the config names no blocks and the model reads that fusion's output column; else `params` unchanged."""
+    on, the config names no blocks and the model reads only that fusion's output column (`features_col`, else
+    `params["featuresCols"]`); else `params` unchanged."""
     if not params.get("modalityDropout") or params.get("modalityBlocks"):
         return params
     from wanderlens.features.fusion import fitted_fusion
 
     fusion = fitted_fusion(features_table(features_dir).parent)
-    if fusion is None or list(params.get("featuresCols", [])) != [fusion.getOutputCol()]:
+    cols = [features_col] if features_col else list(params.get("featuresCols", []))
+    if fusion is None or cols != [fusion.getOutputCol()]:
         return params  # the estimator names what is missing
     groups = {name: (m.columns, m.presence) for name, m in cfg.evaluation.modalities.items()}
     return {**params, "modalityBlocks": fusion.modality_blocks(groups)}
