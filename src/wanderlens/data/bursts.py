@@ -11,6 +11,7 @@ Exact copies (the same photo in two Takeout album folders) have the same time an
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,8 +20,9 @@ from pathlib import Path
 import imagehash
 import numpy as np
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
-from wanderlens.data.exif import MetadataError, parse_exif, scan_jpeg
+from wanderlens.data.exif import MetadataError, exif_thumbnail, scan_jpeg
 from wanderlens.imaging import open_image
 
 
@@ -40,7 +42,7 @@ def _exif_thumbnail(path: Path) -> bytes | None:
     try:
         with open(path, "rb") as fh:
             seg = scan_jpeg(fh)
-        return parse_exif(seg.exif, thumbnail=True).thumbnail if seg.exif else None
+        return exif_thumbnail(seg.exif) if seg.exif else None
     except (OSError, MetadataError, struct.error, KeyError):
         return None
 
@@ -58,9 +60,11 @@ _DCT8 = _dct_rows()
 def phash(image: Image.Image) -> imagehash.ImageHash:
     """`imagehash.phash(image)` (hash_size 8, highfreq_factor 4), computing only the 8x8 low-frequency block
     of the 32x32 DCT (two small matrix products) instead of the whole transform."""
-    pixels = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    small = image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    pixels = np.frombuffer(small.tobytes(), dtype=np.uint8).reshape(32, 32).astype(np.float64)
     low = _DCT8 @ pixels @ _DCT8.T
-    return imagehash.ImageHash(low > np.median(low))
+    ordered = np.sort(low, axis=None)  # the median of 64 values, without np.median's per-call overhead
+    return imagehash.ImageHash(low > (ordered[31] + ordered[32]) / 2)
 
 
 def photo_hash(path: Path) -> imagehash.ImageHash | None:
@@ -68,7 +72,8 @@ def photo_hash(path: Path) -> imagehash.ImageHash | None:
     (cameras and phones write one, ~160x120) if any, else the photo decoded at 1/8 scale (JPEG) or in full."""
     try:
         thumb = _exif_thumbnail(path) if path.suffix.lower() in (".jpg", ".jpeg", ".jpe") else None
-        with open_image(thumb if thumb is not None else path) as im:
+        # A thumbnail is a JPEG: Pillow's JPEG reader directly, without identifying the format among all plugins.
+        with JpegImageFile(io.BytesIO(thumb)) if thumb is not None else open_image(path) as im:
             if im.format == "JPEG":
                 im.draft("L", (32, 32))  # libjpeg scales by up to 1/8 while decoding
             return phash(im)

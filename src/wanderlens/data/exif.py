@@ -80,13 +80,14 @@ class JpegSegments:
     complete: bool = True
 
 
-def scan_jpeg(fh: Any, chunk: int = 32768) -> JpegSegments:
+def scan_jpeg(fh: Any, chunk: int = 32768, head: bytes | None = None) -> JpegSegments:
     """Walk the JPEG markers of an open binary file up to the frame header: EXIF, XMP, IPTC, frame size.
 
+    `head`: the file's first bytes when the caller has already read them (the file position is just after them).
     Raises MetadataError for a structure that cannot be an image (no frame header, a segment cut off by the end
     of the file). `complete` tells whether the file ends with the end-of-image marker (cheap truncation check).
     """
-    data = fh.read(chunk)
+    data = head if head is not None else fh.read(chunk)
     if not data.startswith(b"\xff\xd8"):
         raise MetadataError("not a JPEG (no start-of-image marker)")
     seg = JpegSegments()
@@ -183,17 +184,15 @@ def _read_ifd(data: bytes, endian: str, offset: int, wanted: set[int]) -> tuple[
 
 @dataclass
 class ExifBlock:
-    """The parsed tags of an EXIF block and, when the camera embedded one, its thumbnail JPEG (IFD1)."""
+    """The parsed tags of an EXIF block: IFD0, the Exif IFD and the GPS IFD."""
 
     ifd0: dict[int, Any]
     exif: dict[int, Any]
     gps: dict[int, Any]
-    thumbnail: bytes | None = None
 
 
-def parse_exif(data: bytes, thumbnail: bool = False) -> ExifBlock:
-    """IFD0, Exif IFD and GPS IFD of a TIFF-structured EXIF block (only the tags this module uses); with
-    `thumbnail`, also the embedded thumbnail JPEG (IFD1)."""
+def _tiff_header(data: bytes) -> tuple[bytes, str, int]:
+    """(the TIFF block without an `Exif\\0\\0` prefix, struct byte order, offset of IFD0)."""
     if data.startswith(b"Exif\x00\x00"):
         data = data[6:]
     if data[:2] == b"II":
@@ -202,21 +201,37 @@ def parse_exif(data: bytes, thumbnail: bool = False) -> ExifBlock:
         endian = ">"
     else:
         raise MetadataError("EXIF block without a TIFF byte-order mark")
-    (ifd0_off,) = struct.unpack_from(endian + "I", data, 4)
-    ifd0, ifd1_off = _read_ifd(data, endian, ifd0_off, _IFD0_TAGS)
+    return data, endian, struct.unpack_from(endian + "I", data, 4)[0]
+
+
+def _thumbnail(data: bytes, endian: str, ifd1_off: int) -> bytes | None:
+    """The JPEG thumbnail IFD1 points to, if it is inside the block and looks like a JPEG."""
+    if not 0 < ifd1_off < len(data):
+        return None
+    try:
+        ifd1 = _read_ifd(data, endian, ifd1_off, {TAG_THUMB_OFFSET, TAG_THUMB_LENGTH})[0]
+    except MetadataError:
+        return None
+    start, length = ifd1.get(TAG_THUMB_OFFSET), ifd1.get(TAG_THUMB_LENGTH)
+    if isinstance(start, int) and isinstance(length, int) and 0 < length and start + length <= len(data):
+        thumb = data[start : start + length]
+        return thumb if thumb.startswith(b"\xff\xd8") else None
+    return None
+
+
+def parse_exif(data: bytes) -> ExifBlock:
+    """IFD0, Exif IFD and GPS IFD of a TIFF-structured EXIF block (only the tags this module uses)."""
+    data, endian, ifd0_off = _tiff_header(data)
+    ifd0 = _read_ifd(data, endian, ifd0_off, _IFD0_TAGS)[0]
     exif = _read_ifd(data, endian, ifd0[TAG_EXIF_IFD], _EXIF_TAGS)[0] if isinstance(ifd0.get(TAG_EXIF_IFD), int) else {}
     gps = _read_ifd(data, endian, ifd0[TAG_GPS_IFD], _GPS_TAGS)[0] if isinstance(ifd0.get(TAG_GPS_IFD), int) else {}
-    block = ExifBlock(ifd0, exif, gps)
-    if thumbnail and 0 < ifd1_off < len(data):
-        try:
-            ifd1 = _read_ifd(data, endian, ifd1_off, {TAG_THUMB_OFFSET, TAG_THUMB_LENGTH})[0]
-        except MetadataError:
-            ifd1 = {}
-        start, length = ifd1.get(TAG_THUMB_OFFSET), ifd1.get(TAG_THUMB_LENGTH)
-        if isinstance(start, int) and isinstance(length, int) and 0 < length and start + length <= len(data):
-            thumb = data[start : start + length]
-            block.thumbnail = thumb if thumb.startswith(b"\xff\xd8") else None
-    return block
+    return ExifBlock(ifd0, exif, gps)
+
+
+def exif_thumbnail(data: bytes) -> bytes | None:
+    """Only the embedded thumbnail JPEG of an EXIF block (IFD0's tags are skipped, not decoded)."""
+    data, endian, ifd0_off = _tiff_header(data)
+    return _thumbnail(data, endian, _read_ifd(data, endian, ifd0_off, set())[1])
 
 
 def parse_exif_datetime(text: Any, subsec: Any = None) -> datetime | None:
@@ -401,6 +416,6 @@ def apply_text(meta: PhotoMetadata, xmp: bytes | None, iptc: bytes | None) -> No
 
 
 __all__ = [
-    "ExifBlock", "JpegSegments", "MetadataError", "PhotoMetadata", "apply_exif", "apply_text", "gps_position",
-    "parse_exif", "parse_exif_datetime", "parse_iptc", "parse_offset", "parse_xmp", "scan_jpeg",
+    "ExifBlock", "JpegSegments", "MetadataError", "PhotoMetadata", "apply_exif", "apply_text", "exif_thumbnail",
+    "gps_position", "parse_exif", "parse_exif_datetime", "parse_iptc", "parse_offset", "parse_xmp", "scan_jpeg",
 ]

@@ -42,6 +42,7 @@ TIME_GPS_ZONE = "gps_time_zone"
 TIME_INHERITED_ZONE = "inherited_time_zone"
 TIME_ZONE_UNKNOWN = "time_zone_unknown"
 TIME_NONE = "no_time"
+_NO_SIDECARS = Sidecars()  # read only
 
 
 @dataclass
@@ -208,7 +209,7 @@ def _collect(root: Path, user: str | None, cfg: PhotosConfig) -> tuple[list[Phot
                 unusable.append(result)
                 continue
             rec = PhotoRecord(rel, owner, folder / name, result)
-            takeout = _merge_sidecars(rec, folder, cars.get(name, Sidecars()))
+            takeout = _merge_sidecars(rec, folder, cars.get(name, _NO_SIDECARS))
             _position(rec, takeout)
             _resolve_time(rec, takeout)
             records.append(rec)
@@ -242,8 +243,9 @@ def _mark_bursts(records: list[PhotoRecord], cfg: PhotosConfig) -> None:
 def _iso_utc(dt: datetime | None) -> str:
     if dt is None:
         return ""
-    text = dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds" if dt.microsecond else "seconds")
-    return text + "Z"
+    if dt.tzinfo is not UTC:  # every time this module makes is already UTC
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds" if dt.microsecond else "seconds") + "Z"
 
 
 def _num(value: float | None, decimals: int | None) -> str:

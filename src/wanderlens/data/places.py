@@ -136,6 +136,7 @@ class Gazetteer:
             self._countries = {row[0]: row[1] for row in csv.reader(fh) if len(row) >= 2}
         self._cell_cache: dict[tuple[int, int], np.ndarray] = {}
         self._arrays_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._names: dict[int, tuple[str, str, str, str]] = {}  # place index -> (city, region, country, code)
 
     def _text(self, key: str, i: int) -> str:
         off = self._a[f"{key}_off"]
@@ -166,6 +167,13 @@ class Gazetteer:
         a = np.sin((plat - p1) / 2) ** 2 + np.cos(p1) * np.cos(plat) * np.sin((plon - l1) / 2) ** 2
         return 2 * EARTH_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
 
+    def _pair_distances(self, places: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Great-circle km from each (lat[i], lon[i]) to its own place `places[i]`."""
+        p1, p2 = np.radians(lat), np.radians(self._a["lat"][places])
+        dlon = np.radians(self._a["lon"][places] - lon)
+        a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+        return 2 * EARTH_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+
     def _scores(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """population / max(d, 2 km)^2 with d from the equirectangular approximation (exact enough within a few
         degrees, and without trigonometry per pair, so thousands of photos x places stay cheap)."""
@@ -191,8 +199,12 @@ class Gazetteer:
     def _place(self, i: int, d: float) -> Place | None:
         if d > MAX_PLACE_KM:
             return None
-        code = self._text("cc", i)
-        return Place(self._text("city", i), self._text("state", i), self._countries.get(code, code), code, d)
+        names = self._names.get(i)
+        if names is None:  # a collection names few distinct places: decode each once
+            code = self._text("cc", i)
+            names = self._names[i] = (self._text("city", i), self._text("state", i), self._countries.get(code, code),
+                                      code)
+        return Place(*names, d)
 
     def lookup(self, lat: float, lon: float) -> Place | None:
         """The place that best names (lat, lon) (largest population / distance^2 nearby); None beyond 100 km."""
@@ -211,9 +223,8 @@ class Gazetteer:
             idx = self._candidates(float(lat_a[rows[0]]), float(lon_a[rows[0]]))
             if len(idx):
                 best = idx[np.argmax(self._scores(idx, lat_a[rows], lon_a[rows]), axis=1)]
-                dist = [haversine_km(float(lat_a[r]), float(lon_a[r]), float(self._a["lat"][b]),
-                                     float(self._a["lon"][b])) for r, b in zip(rows, best, strict=True)]
-                picks = [(int(b), d) for b, d in zip(best, dist, strict=True)]
+                dist = self._pair_distances(best, lat_a[rows], lon_a[rows])
+                picks = list(zip(best.tolist(), dist.tolist(), strict=True))
             else:  # nothing in the neighbouring cells: the nearest place anywhere (then usually too far)
                 dist = self._distances(slice(None), lat_a[rows], lon_a[rows])
                 near = np.argmin(dist, axis=1)

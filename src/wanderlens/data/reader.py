@@ -74,9 +74,9 @@ def _decodes(path: str | Path) -> str | None:
     return None
 
 
-def _read_jpeg(path: str | Path, rel: str, fh, verify_pixels: bool) -> PhotoMetadata | UnusableFile:
+def _read_jpeg(path: str | Path, rel: str, fh, head: bytes, verify_pixels: bool) -> PhotoMetadata | UnusableFile:
     try:
-        seg = scan_jpeg(fh)
+        seg = scan_jpeg(fh, head=head)
     except MetadataError as exc:
         return UnusableFile(rel, REASON_CORRUPT, f"broken JPEG: {exc}")
     meta = PhotoMetadata(format="JPEG", width=seg.width, height=seg.height)
@@ -129,13 +129,12 @@ def read_photo(path: str | Path, rel: str, verify_pixels: bool = False) -> Photo
     if unusable is not None:
         return unusable
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(3)
+        with open(path, "rb", buffering=0) as fh:  # a JPEG's metadata is in its first 32 KB: one read, no copies
+            head = fh.read(32768)
             if not head:
                 return UnusableFile(rel, REASON_EMPTY, "0 bytes")
-            if head == b"\xff\xd8\xff":
-                fh.seek(0)
-                return _read_jpeg(path, rel, fh, verify_pixels)
+            if head.startswith(b"\xff\xd8\xff"):
+                return _read_jpeg(path, rel, fh, head, verify_pixels)
     except OSError as exc:
         return UnusableFile(rel, REASON_UNREADABLE, f"cannot read the file: {exc.strerror or exc}")
     return _read_other(path, rel, suffix, verify_pixels)

@@ -11,6 +11,7 @@ these from the names in one folder, without opening anything.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -97,19 +98,21 @@ class _TakeoutIndex:
 def match_sidecars(names: list[str]) -> tuple[dict[str, Sidecars], set[str]]:
     """For the file names of one folder: media name -> its sidecars, and the set of sidecar names used."""
     lower = {n: n.lower() for n in names}
-    media = [n for n in names if Path(lower[n]).suffix not in SIDECAR_EXTENSIONS]
+    suffixes = {n: os.path.splitext(lower[n])[1] for n in names}
+    media = [n for n in names if suffixes[n] not in SIDECAR_EXTENSIONS]
     by_key: dict[str, list[str]] = {}
     for m in media:
         by_key.setdefault(lower[m], []).append(m)
         by_key.setdefault(lower[m].rsplit(".", 1)[0], []).append(m)
     found: dict[str, Sidecars] = {m: Sidecars() for m in media}
     used: set[str] = set()
-    index = _TakeoutIndex(media)
+    index: _TakeoutIndex | None = None  # built only for a folder that has JSON files
     for n in names:
-        suffix = Path(lower[n]).suffix
+        suffix = suffixes[n]
         if suffix in (".txt", ".xmp"):
             targets = by_key.get(lower[n][: -len(suffix)], [])
         elif suffix == ".json":
+            index = index or _TakeoutIndex(media)
             targets = index.lookup(n)
         else:
             continue

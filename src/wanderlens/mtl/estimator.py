@@ -224,11 +224,12 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         trains in one process (they read the shards from the work folder, which must be readable by the
         executors: a shared `checkpointDir` on a cluster), else one after the other."""
         n, n_proc = run.training.num_models, run.training.num_processes
+        on_driver = dataset.sparkSession.sparkContext.master.startswith("local")
         if n == 1:
-            return [run_training(run, self._progress) if n_proc == 1 else _train_one(run)]
+            return [run_training(run, self._progress) if n_proc == 1 else _train_one(run, on_driver)]
         runs = [member_run(run, k) for k in range(n)]
         if n_proc > 1:
-            return [_train_one(r) for r in runs]
+            return [_train_one(r, on_driver) for r in runs]
         sc = dataset.sparkSession.sparkContext
         return sc.parallelize(runs, n).map(_train_one).collect()
 
@@ -310,13 +311,19 @@ def _calibrate(run: TrainingRun, meta: dict[str, Any], weights: bytes, training:
     return fit_calibration(tasks, outputs, val.targets, val.masks, training.calibration, training.thresholds)
 
 
-def _train_one(run: TrainingRun) -> dict[str, Any]:
-    """Train one ensemble member in this process, or with TorchDistributor when it asks for several processes."""
+def _train_one(run: TrainingRun, on_driver: bool = False) -> dict[str, Any]:
+    """Train one ensemble member in this process, or with TorchDistributor when it asks for several processes.
+
+    `on_driver` (a `local[...]` master, where the executors are the driver's own process): TorchDistributor's
+    local mode, one torchrun with all processes under one elastic agent. Its cluster mode starts one agent per
+    Spark barrier task, and back-to-back runs in one local JVM sometimes left an agent waiting out torch's
+    300 s exit barrier; on a real cluster each process is a Spark task as intended.
+    """
     if run.training.num_processes == 1:
         return run_training(run)
     from pyspark.ml.torch.distributor import TorchDistributor
 
-    return TorchDistributor(num_processes=run.training.num_processes, local_mode=False, use_gpu=False).run(
+    return TorchDistributor(num_processes=run.training.num_processes, local_mode=on_driver, use_gpu=False).run(
         run_training, run)
 
 
