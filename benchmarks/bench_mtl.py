@@ -1,7 +1,8 @@
 """Benchmark: one multi-task fit against K separate MLlib fits, the training loop against a plain torch loop,
 and 2 DDP processes against 1, all in one run on the same features.
 
-(a) `MultiTaskClassifier` (one fit, all tasks) vs one MLlib `LogisticRegression` per task: wall time ratio and
+(a) `MultiTaskClassifier` (one fit, all tasks; with `linearHead`, the wide & deep path, unless `--no-linear-head`)
+    vs one MLlib `LogisticRegression` per task: wall time ratio and
     per-task test metric (AUC for binary, accuracy for multiclass) side by side, with per task whether the network
     is at or above MLlib (within 0.005, the issue's tolerance) and how many tasks are.
 (b) the in-process training loop (`run_training`, masking and weighting included) vs a plain single-process
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--parts", default="abc", help="which comparisons to run (a, b, c)")
+    ap.add_argument("--no-linear-head", action="store_true", help="(a): without the linear path (model.linear_head)")
     args = ap.parse_args()
 
     import torch
@@ -91,14 +93,16 @@ def main() -> None:
     test.count()
     params = {"architecture": "mmoe", "expertHidden": [64], "towerHidden": [32], "numExperts": 4,
               "batchSize": 256, "learningRate": 2e-3, "maxEpochs": args.epochs, "seed": 0}
+    head = {"linearHead": not args.no_linear_head}
     print(f"{n_train} training rows, tasks {[(t.name, t.type) for t in tasks]}, "
-          f"{args.epochs} epochs, MMoE {params['numExperts']}x{params['expertHidden']}")
+          f"{args.epochs} epochs, MMoE {params['numExperts']}x{params['expertHidden']}, "
+          f"linear head {head['linearHead']}")
 
     # (a) one multi-task fit vs K separate MLlib fits
     mtl_time, sep_time = float("nan"), float("nan")
     if "a" in args.parts:
         t = time.perf_counter()
-        mtl = MultiTaskClassifier(tasks=tasks, **params).fit(train)
+        mtl = MultiTaskClassifier(tasks=tasks, **params, **head).fit(train)
         mtl_time = time.perf_counter() - t
         pred = index_labels(mtl.transform(test), tasks).cache()
         lab = index_labels(train, tasks).cache()

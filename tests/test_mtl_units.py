@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -148,6 +150,26 @@ def test_architectures_output_one_head_per_task(arch):
     assert net.shared_parameters() and all(p.requires_grad for p in net.shared_parameters())
 
 
+def test_linear_head_adds_a_linear_map_of_the_inputs_and_round_trips(shards):
+    """`linear_head`: each task's logits are the network's plus a linear map of the inputs; with the network's
+    output layers zeroed only the linear map is left. A trained run loads back into LocalMultiTaskModel."""
+    net = build_network({"name": "mmoe", "expert_hidden": [8], "tower_hidden": [4], "linear_head": True}, DIM,
+                        [1, 3])
+    for tower in net.deep.towers:
+        torch.nn.init.zeros_(tower.out.weight)
+        torch.nn.init.zeros_(tower.out.bias)
+    x = torch.randn(5, DIM)
+    for out, lin in zip(net(x), net.linear, strict=True):
+        assert torch.allclose(out, x @ lin.weight.T + lin.bias)
+    assert net.shared_parameters() == net.deep.shared_parameters()
+    root, test = shards
+    run = dataclasses.replace(training_run(root), arch={**ARCH, "name": "mmoe", "linear_head": True})
+    res = run_training(run)
+    model = LocalMultiTaskModel(run.tasks, run.arch, DIM, load_state(res["state"]))
+    assert isinstance(model.net, type(net))
+    assert scores(model, test)[0] > constant_baseline(test)[0] + 0.2
+
+
 def test_unknown_architecture_and_weighting():
     with pytest.raises(ConfigError, match="unknown architecture"):
         build_network({"name": "transformer"}, DIM, [1])
@@ -264,7 +286,6 @@ def test_task_gradient_hook():
 
 def test_training_run_pickles_and_fingerprints(shards):
     """TorchDistributor ships the run to each rank by pickling; resumable settings leave the fingerprint alone."""
-    import dataclasses
     import pickle
 
     run = training_run(shards[0])

@@ -76,6 +76,7 @@ class ModelConfig(Section):
     num_levels: int = Field(1, ge=1, description="PLE extraction levels")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in experts and towers")
     layer_norm: bool = Field(False, description="LayerNorm after each hidden Linear of experts and towers")
+    linear_head: bool = Field(False, description="add to each task's logits a linear map of the inputs (wide & deep)")
     categorical_cols: list[str] = Field([], description="categorical columns, each a learned embedding (mtl.tabular)")
     numeric_cols: list[str] = Field([], description="numeric columns, each through a numeric feature embedding")
     embedding_dim: int = Field(8, ge=1, description="width of each categorical / numeric embedding")

@@ -2,6 +2,7 @@
 
 Each takes a batch of feature vectors and returns one logit tensor per task (`[batch, task.num_outputs]`);
 `shared_parameters()` names the last shared layer, which GradNorm measures per-task gradient norms on.
+`linear_head` wraps any of them with a per-task linear path from the inputs (`LinearHeads`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class ArchConfig:
     num_levels: int = 1
     dropout: float = 0.0
     layer_norm: bool = False
+    linear_head: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ARCHITECTURES:
@@ -191,6 +193,23 @@ class PLE(MultiTaskNet):
         return [p for ex in self.levels[-1].shared_experts for p in _last_linear(ex)]
 
 
+class LinearHeads(MultiTaskNet):
+    """A network plus, per task, a linear map from the inputs to the task's logits (wide & deep, Cheng et al.
+    2016). On wide embedding inputs with few labelled rows a linear model is hard to beat; with this path the
+    network contains one and its hidden layers learn what the linear map misses."""
+
+    def __init__(self, deep: MultiTaskNet, in_dim: int, outs: list[int]) -> None:
+        super().__init__()
+        self.deep = deep
+        self.linear = nn.ModuleList(nn.Linear(in_dim, o) for o in outs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [h + lin(x) for h, lin in zip(self.deep(x), self.linear, strict=True)]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return self.deep.shared_parameters()
+
+
 _FAMILIES: dict[str, type[MultiTaskNet]] = {
     "single_task": SingleTaskNets,
     "shared_bottom": SharedBottom,
@@ -207,4 +226,5 @@ def build_network(cfg: ArchConfig | dict[str, Any], in_dim: int, outs: list[int]
 
             return TabularNet(cfg, in_dim, outs)
         cfg = ArchConfig(**{k: v for k, v in cfg.items() if k != "tabular"})
-    return _FAMILIES[cfg.name](in_dim, outs, cfg)
+    net = _FAMILIES[cfg.name](in_dim, outs, cfg)
+    return LinearHeads(net, in_dim, outs) if cfg.linear_head else net

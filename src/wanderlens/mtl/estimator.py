@@ -125,6 +125,8 @@ class _MultiTaskParams(HasSeed, HasTabularInputs):
                           typeConverter=TypeConverters.toString)
     layerNorm = Param(Params._dummy(), "layerNorm", "LayerNorm after each hidden Linear",
                       typeConverter=TypeConverters.toBoolean)
+    linearHead = Param(Params._dummy(), "linearHead", "add to each task's logits a linear map of the inputs (wide & "
+                       "deep)", typeConverter=TypeConverters.toBoolean)
     cagradC = Param(Params._dummy(), "cagradC", "CAGrad radius c", typeConverter=TypeConverters.toFloat)
     lrSchedule = Param(Params._dummy(), "lrSchedule", "constant | cosine | onecycle (per step, after warm-up)",
                        typeConverter=TypeConverters.toString)
@@ -197,7 +199,7 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         cfg = ArchConfig(
             name=model.architecture, expert_hidden=model.expert_hidden, tower_hidden=model.tower_hidden,
             num_experts=model.num_experts, num_shared_experts=model.num_shared_experts, num_levels=model.num_levels,
-            dropout=model.dropout, layer_norm=model.layer_norm,
+            dropout=model.dropout, layer_norm=model.layer_norm, linear_head=model.linear_head,
         )
         return dict(cfg.__dict__)
 

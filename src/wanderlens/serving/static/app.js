@@ -78,44 +78,42 @@ function suggestionPhotos(s) {
 
 function dateOnly(iso) { return iso ? String(iso).slice(0, 10) : "?"; }
 
-async function loadTrips(userId) {
-  $("trips").replaceChildren();
-  $("trips-title").hidden = true;
+/* Fill list `listId` (and show its title) with one item per row of a per-user API list, with status lines;
+   `noun`: [singular, plural]. */
+async function loadUserList(userId, { listId, titleId, statusId, path, key, noun, item }) {
+  $(listId).replaceChildren();
+  $(titleId).hidden = true;
   if (!userId) return;
-  setStatus("trips-status", `loading trips of ${userId}…`);
+  setStatus(statusId, `loading ${noun[1]} of ${userId}…`);
   try {
-    const r = await api(`/v1/users/${encodeURIComponent(userId)}/trips`);
-    $("trips").replaceChildren(...r.trips.map((t) => el("li", { class: "trip", "data-trip": t.trip_id },
-      el("strong", { class: "places" }, (t.places || []).join(" · ") || "place unknown"),
-      ` ${dateOnly(t.start)} → ${dateOnly(t.end)}, ${t.days} day${t.days === 1 ? "" : "s"}, ${t.photos} photos`,
-      el("div", { class: "muted summary" }, t.summary || ""))));
-    $("trips-title").hidden = r.trips.length === 0;
-    setStatus("trips-status", `${r.trips.length} trip${r.trips.length === 1 ? "" : "s"} of ${userId}`);
+    const rows = (await api(`/v1/users/${encodeURIComponent(userId)}/${path}`))[key];
+    $(listId).replaceChildren(...rows.map(item));
+    $(titleId).hidden = rows.length === 0;
+    setStatus(statusId, `${rows.length} ${noun[rows.length === 1 ? 0 : 1]} of ${userId}`);
   } catch (e) {
-    setStatus("trips-status", e.message, true);
+    setStatus(statusId, e.message, true);
   }
 }
 
-async function loadSuggestions(userId) {
-  $("suggestions").replaceChildren();
-  $("suggestions-title").hidden = true;
-  if (!userId) return;
-  setStatus("suggest-status", `loading suggestions for ${userId}…`);
-  try {
-    const r = await api(`/v1/users/${encodeURIComponent(userId)}/suggestions?k=5`);
-    $("suggestions").replaceChildren(...r.suggestions.map((s) => {
-      const title = s.destination_name || s.name || s.destination_id;
-      const reasons = [].concat(s.reasons || s.reason || []);
-      return el("li", { class: "suggestion", "data-destination": s.destination_id || "" },
-        el("strong", {}, title), s.country ? ` (${s.country})` : "",
-        el("div", { class: "muted reason" }, reasons.join(" · ")),
-        el("div", { class: "thumbs" }, ...suggestionPhotos(s)));
-    }));
-    $("suggestions-title").hidden = r.suggestions.length === 0;
-    setStatus("suggest-status", `${r.suggestions.length} suggestions for ${userId}`);
-  } catch (e) {
-    setStatus("suggest-status", e.message, true);
-  }
+function loadTrips(userId) {
+  return loadUserList(userId, {
+    listId: "trips", titleId: "trips-title", statusId: "trips-status", path: "trips", key: "trips", noun: ["trip", "trips"],
+    item: (t) => el("li", { class: "trip", "data-trip": t.trip_id },
+      el("strong", { class: "places" }, (t.places || []).join(" · ") || "place unknown"),
+      ` ${dateOnly(t.start)} → ${dateOnly(t.end)}, ${t.days} day${t.days === 1 ? "" : "s"}, ${t.photos} photos`,
+      el("div", { class: "muted summary" }, t.summary || "")),
+  });
+}
+
+function loadSuggestions(userId) {
+  return loadUserList(userId, {
+    listId: "suggestions", titleId: "suggestions-title", statusId: "suggest-status", path: "suggestions?k=5",
+    key: "suggestions", noun: ["suggestion", "suggestions"],
+    item: (s) => el("li", { class: "suggestion", "data-destination": s.destination_id || "" },
+      el("strong", {}, s.destination_name || s.name || s.destination_id), s.country ? ` (${s.country})` : "",
+      el("div", { class: "muted reason" }, [].concat(s.reasons || s.reason || []).join(" · ")),
+      el("div", { class: "thumbs" }, ...suggestionPhotos(s))),
+  });
 }
 
 async function search(q) {
