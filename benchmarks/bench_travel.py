@@ -4,7 +4,7 @@ search on rendered photos.
 1. Suggestions (default): the sample's travel histories without pixels (visits planned by the sample generator for
    each seed: user, place, time, trip cut by TripSegmenter; content from the photos' annotated scene and attributes,
    what a perfect photo model would predict). Each user's last trip is held out; `TravelRecommender` (its ranker
-   learned on the trip before) against every single signal alone (popularity, ALS, co-visitation, sequence,
+   learned on the trips before) against every single signal alone (popularity, ALS, co-visitation, sequence,
    geography, season, kind, content) and random: per-user ndcg@10 and recall@10, the chosen method's gain over each
    with a 95% paired-bootstrap interval, warm and cold-start (first trip only) users apart.
 2. `--with-photos`: descriptions (accuracy of the claims stated as facts on test photos) and search (recall@10 of

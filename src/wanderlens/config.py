@@ -219,6 +219,8 @@ class TravelConfig(Section):
     halflife_days: float = Field(365.0, gt=0.0, description="popularity: a visit's weight halves every this many days")
     ranker_trees: int = Field(100, ge=1, description="boosted trees of the learned ranker")
     ranker_depth: int = Field(4, ge=1, description="depth of each tree of the learned ranker")
+    ranker_queries: int = Field(3, ge=1, description="validation queries per user the learned ranker trains on: "
+                                "their last training trips, each hidden in turn with the trips before it as history")
     projection_epochs: int = Field(150, ge=0)
     caption_weight: float = Field(0.5, ge=0.0, le=1.0)
     seed: int = 0

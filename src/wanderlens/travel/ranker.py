@@ -2,11 +2,14 @@
 every one of its parts.
 
 `choose_method` trains `xgboost.spark.SparkXGBRanker` (pairwise objective, distributed on Spark) on one half of the
-validation users (each user's last training trip hidden; its new places are the positives) and compares it, on the
-other half, with every single signal ranking alone (popularity alone among them). The method with the best
-validation ndcg@k wins: the tuned model can never silently lose to one of its parts on validation. Scores of a
-trained booster come from a pandas UDF (the booster loaded once per Python worker), and `contributions` gives, for
-the few suggestions shown, how much each signal added to the score (the reasons read from it).
+validation users and compares it, on the other half, with every single signal ranking alone (popularity alone among
+them). A validation query is one hidden trip of a user (its new places are the positives) with the signals computed
+from the trips before it; several per user (the last training trip, the one before, ...) give the ranker enough
+queries to learn from. The method with the best validation ndcg@k wins: the tuned model can never silently lose to
+one of its parts on validation. The booster kept is then refitted on the queries of both halves. It reads the
+SIGNALS and `LAST_PLACE` (`wanderlens.travel.signals.FEATURES`). Scores of a trained booster come from a pandas UDF
+(the booster loaded once per Python worker), and `contributions` gives, for the few suggestions shown, how much each
+signal added to the score (the reasons read from it).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from wanderlens.travel.signals import SIGNALS
+from wanderlens.travel.signals import FEATURES, LAST_PLACE, SIGNALS
 
 RANKER = "ranker"
 _BOOSTERS: dict[str, Any] = {}
@@ -40,11 +43,14 @@ def load_booster(raw: bytes) -> Any:
 
 
 def predict(raw: bytes, x: np.ndarray, contribs: bool = False) -> np.ndarray:
-    """Ranker scores of a (rows x SIGNALS) matrix; with `contribs`, per-signal contributions (last column: bias)."""
+    """Ranker scores of a (rows x FEATURES) matrix; with `contribs`, per-feature contributions (last column: bias).
+    A booster saved before `LAST_PLACE` existed reads the SIGNALS columns only."""
     import xgboost as xgb
 
-    dm = xgb.DMatrix(np.asarray(x, dtype=np.float32), feature_names=list(SIGNALS))
-    return load_booster(raw).predict(dm, pred_contribs=contribs)
+    booster = load_booster(raw)
+    names = FEATURES if booster.num_features() == len(FEATURES) else SIGNALS
+    dm = xgb.DMatrix(np.asarray(x, dtype=np.float32)[:, : len(names)], feature_names=list(names))
+    return booster.predict(dm, pred_contribs=contribs)
 
 
 def with_score(features: DataFrame, method: str, raw: bytes | None) -> DataFrame:
@@ -55,7 +61,7 @@ def with_score(features: DataFrame, method: str, raw: bytes | None) -> DataFrame
         def score(x: pd.Series) -> pd.Series:
             return pd.Series(predict(raw, np.stack(x.to_numpy())), dtype=float)
 
-        s = score(F.array(*[F.coalesce(F.col(c).cast("double"), F.lit(float("nan"))) for c in SIGNALS]))
+        s = score(F.array(*[F.coalesce(F.col(c).cast("double"), F.lit(float("nan"))) for c in FEATURES]))
     else:
         s = F.col(method if method in SIGNALS else "popularity").cast("double")
     return features.withColumn("score", F.when(F.col("has_history"), s).otherwise(F.col("popularity")))
@@ -72,12 +78,12 @@ def top_k(scored: DataFrame, k: int, score_col: str = "score") -> DataFrame:
 def ranked_lists(features: DataFrame, methods: list[str], k: int, raw: bytes | None) -> DataFrame:
     """user_id, method, ranked (the top-k destination ids, best first) for every method, in one grouped pass
     (the fast evaluation path: no reasons)."""
-    cols = ["user_id", "destination_id", "has_history", *SIGNALS]
+    cols = ["user_id", "destination_id", "has_history", *FEATURES]
 
     def per_user(pdf: pd.DataFrame) -> pd.DataFrame:
         pdf = pdf.sort_values("destination_id").reset_index(drop=True)
         ids = pdf["destination_id"].to_numpy()
-        x = pdf[list(SIGNALS)].to_numpy(dtype=float)
+        x = pdf[list(FEATURES)].to_numpy(dtype=float)
         cold = not bool(pdf["has_history"].iloc[0])
         rows = []
         for m in methods:
@@ -136,13 +142,13 @@ class RankerChoice:
 
 
 def train_booster(rows: DataFrame, seed: int, trees: int, depth: int) -> bytes:
-    """SparkXGBRanker (pairwise objective) on rows with SIGNALS, `label` and an integer `qid`; raw booster bytes."""
+    """SparkXGBRanker (pairwise objective) on rows with FEATURES, `label` and an integer `qid`; raw booster bytes."""
     from xgboost.spark import SparkXGBRanker
 
-    est = SparkXGBRanker(features_col=list(SIGNALS), label_col="label", qid_col="qid", num_workers=1,
+    est = SparkXGBRanker(features_col=list(FEATURES), label_col="label", qid_col="qid", num_workers=1,
                          n_estimators=trees, max_depth=depth, learning_rate=0.1, objective="rank:pairwise",
                          random_state=seed, missing=float("nan"))
-    data = rows.select(*[F.col(c).cast("double") for c in SIGNALS], F.col("label").cast("double"), "qid")
+    data = rows.select(*[F.col(c).cast("double") for c in FEATURES], F.col("label").cast("double"), "qid")
     model = est.fit(data.repartition(1).sortWithinPartitions("qid"))
     return bytes(model.get_booster().save_raw("json"))
 
@@ -150,27 +156,46 @@ def train_booster(rows: DataFrame, seed: int, trees: int, depth: int) -> bytes:
 def choose_method(features: DataFrame, relevant: DataFrame, k: int, seed: int, trees: int, depth: int,
                   method: str = "auto") -> RankerChoice:
     """Train the ranker on half the validation users and pick, on the other half, the best of the ranker and every
-    single signal (method "auto"); a fixed `method` is trained (if it is the ranker) and kept."""
-    rel = relevant.where(F.size("relevant") > 0)
+    single signal (method "auto"); a fixed `method` is trained (if it is the ranker) and kept.
+
+    `features` and `relevant` may hold several queries per user: a `level` column (0: the last hidden trip, 1: the
+    one before, ...; absent: one query per user). The halves split users, so all the queries of a user fall in the
+    same half. The booster kept is refitted on the queries of both halves: the choice was made, and twice the
+    queries make a better model of the same kind."""
+    if "level" not in features.columns:
+        features = features.withColumn("level", F.lit(0))
+    if "level" not in relevant.columns:
+        relevant = relevant.withColumn("level", F.lit(0))
     fold = F.abs(F.hash(F.concat(F.col("user_id"), F.lit(f"#{seed}")))) % 2
-    labelled = (features.where(F.col("has_history")).join(rel.withColumn("_fold", fold), "user_id")
+    query = F.concat_ws("@", F.col("user_id"), F.col("level").cast("string"))  # one query per hidden trip
+    rel = relevant.where(F.size("relevant") > 0).withColumn("_fold", fold)
+    labelled = (features.where(F.col("has_history")).join(rel, ["user_id", "level"])
                 .withColumn("label", F.array_contains("relevant", F.col("destination_id")).cast("double"))
+                .withColumn("user_id", query)
                 .withColumn("qid", F.dense_rank().over(_by_user()).cast("long")))
     labelled = labelled.localCheckpoint()
-    fit_rows = labelled.where("_fold = 0")
-    has_positive = fit_rows.where("label > 0").limit(1).count() > 0
-    raw = train_booster(fit_rows, seed, trees, depth) if has_positive and method in ("auto", RANKER) else b""
+    rel = rel.withColumn("user_id", query)
     if method != "auto":
+        raw = _fit_if_positive(labelled, seed, trees, depth) if method == RANKER else b""
         return RankerChoice(method if (method != RANKER or raw) else "popularity", raw)
+    raw = _fit_if_positive(labelled.where("_fold = 0"), seed, trees, depth)
     held = labelled.where("_fold = 1")
     methods = ([RANKER] if raw else []) + list(SIGNALS)
     scores = per_user_metrics(ranked_lists(held, methods, k, raw), rel, k)
     val = {m: float(np.mean([v["ndcg"] for v in scores[m].values()])) if scores.get(m) else 0.0 for m in methods}
+    raw = (_fit_if_positive(labelled, seed, trees, depth) or raw) if raw else raw
     if not any(scores.values()):
         return RankerChoice("popularity", raw, val)
     # Ties go to the earlier method: the ranker first, then the signals in SIGNALS order (popularity first).
     best = max(methods, key=lambda m: (round(val[m], 9), -methods.index(m)))
     return RankerChoice(best, raw, val)
+
+
+def _fit_if_positive(rows: DataFrame, seed: int, trees: int, depth: int) -> bytes:
+    """The booster trained on `rows`, or empty bytes when they hold no positive (nothing to learn)."""
+    if rows.where("label > 0").limit(1).count() == 0:
+        return b""
+    return train_booster(rows, seed, trees, depth)
 
 
 def _by_user():
@@ -180,5 +205,12 @@ def _by_user():
 
 
 def contributions(raw: bytes, rows: pd.DataFrame) -> np.ndarray:
-    """Per-row, per-signal contributions of the ranker's score (SHAP values; columns in SIGNALS order)."""
-    return predict(raw, rows[list(SIGNALS)].to_numpy(dtype=float), contribs=True)[:, : len(SIGNALS)]
+    """Per-row, per-signal contributions of the ranker's score (SHAP values; columns in SIGNALS order). What the
+    last place's features add counts for the signal they refine: `sequence_last` for `sequence`, `km_last` for
+    `geo_recent` (the reasons name a signal)."""
+    c = predict(raw, rows[list(FEATURES)].to_numpy(dtype=float), contribs=True)
+    out = np.array(c[:, : len(SIGNALS)], dtype=float)
+    for name, into in zip(LAST_PLACE, ("sequence", "geo_recent"), strict=True):
+        if c.shape[1] > len(FEATURES):  # a booster with the LAST_PLACE columns
+            out[:, SIGNALS.index(into)] += c[:, FEATURES.index(name)]
+    return out

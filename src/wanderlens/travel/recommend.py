@@ -4,10 +4,11 @@ Input: visits `(user_id, destination_id, trip_id, visited_at)` (check-ins, booki
 rows per visit; `interest` and `joint_embedding` when present add the photo-content signal), and the destinations
 catalog (kind, coordinates) read from `catalogPath`. `wanderlens.travel.signals` computes, with Spark, one column per
 signal (popularity with time decay, ALS, co-visitation, trip-to-trip transitions, three geographic signals, season,
-kind, content); `wanderlens.travel.ranker` learns to rank with them on validation trips (each user's last trip of
-the training data hidden) and keeps the learned ranker only if it beats every single signal on held-out validation
-users ("auto"; else the best signal). Suggestions carry reasons read from the signals that added most to their
-score. `rank_users` ranks many users without reasons (evaluation); `recommend` adds reasons only for what is shown.
+kind, content); `wanderlens.travel.ranker` learns to rank with them on validation trips (each user's last trips of
+the training data hidden in turn, `rankerQueries` of them) and keeps the learned ranker only if it beats every single
+signal on held-out validation users ("auto"; else the best signal). Suggestions carry reasons read from the signals
+that added most to their score. `rank_users` ranks many users without reasons (evaluation); `recommend` adds reasons
+only for what is shown.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class _RecParams(HasMaxIter, HasRegParam, HasSeed):
     rankerTrees = Param(Params._dummy(), "rankerTrees", "boosted trees of the learned ranker", TypeConverters.toInt)
     rankerDepth = Param(Params._dummy(), "rankerDepth", "depth of each tree of the learned ranker",
                         TypeConverters.toInt)
+    rankerQueries = Param(Params._dummy(), "rankerQueries", "validation queries per user (their last training "
+                          "trips, each hidden with the trips before it as history) the learned ranker trains on",
+                          TypeConverters.toInt)
     priorPhotos = Param(Params._dummy(), "priorPhotos",
                         "photos' worth of its kind's mean that a destination profile is shrunk towards",
                         TypeConverters.toFloat)
@@ -96,7 +100,8 @@ class _RecParams(HasMaxIter, HasRegParam, HasSeed):
         travel = TravelConfig()
         self._setDefault(labels=[], sceneCount=0, catalogPath="", cfExcludedUsers=[], rank=8, regParam=0.1,
                          alpha=1.0, maxIter=10, method=travel.recommender_method, halflifeDays=travel.halflife_days,
-                         rankerTrees=travel.ranker_trees, rankerDepth=travel.ranker_depth, priorPhotos=10.0,
+                         rankerTrees=travel.ranker_trees, rankerDepth=travel.ranker_depth,
+                         rankerQueries=travel.ranker_queries, priorPhotos=10.0,
                          interestWeight=0.5, descriptionWeight=0.3, seed=travel.seed,
                          numSuggestions=travel.suggestions_per_user)
 
@@ -106,6 +111,7 @@ def recommender_params(travel: TravelConfig) -> dict[str, Any]:
     defaults, so the job and the estimator suggest the same."""
     return {"method": travel.recommender_method, "halflifeDays": travel.halflife_days,
             "rankerTrees": travel.ranker_trees, "rankerDepth": travel.ranker_depth,
+            "rankerQueries": travel.ranker_queries,
             "numSuggestions": travel.suggestions_per_user, "seed": travel.seed}
 
 
@@ -114,8 +120,10 @@ class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultPar
     `interest` [and `joint_embedding`] the photo-content signal joins in).
 
     Constructed without data, like every pyspark.ml stage: the catalog is read at fit time from `catalogPath`.
-    Fitting hides each user's last trip, computes the signals on the rest, trains the ranker on half those users and
-    keeps it only if it beats every single signal on the other half; then everything is refitted on all visits.
+    Fitting hides each user's last trip (and the one before, ... up to `rankerQueries` trips, each with the trips
+    before it as history), computes the signals on the rest, trains the ranker on half those users and keeps it
+    only if it beats every single signal on the other half (the booster then refitted on both halves); then
+    everything else is refitted on all visits.
     """
 
     @keyword_only
@@ -177,14 +185,29 @@ class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultPar
 
     def _choose(self, photos: DataFrame | None, visits: DataFrame, places: DataFrame, catalog: DataFrame
                 ) -> RankerChoice:
-        """Validation: each user's last trip hidden; the ranker is trained, and the method chosen, on those trips."""
+        """Validation: each user's last trip hidden (level 0), then the one before (level 1), ... up to
+        `rankerQueries` trips, each with the signals computed from the trips before it only; the ranker is trained,
+        and the method chosen, on those trips."""
         g = self.getOrDefault
-        vhist, vrel = last_trip_split(visits)
-        vphotos = None if photos is None else photos.join(vhist.select("user_id", "trip_id").distinct(),
-                                                          ["user_id", "trip_id"])
-        vusers = vrel.select("user_id")
-        vfeat = compute_signals(vhist, places, vusers, self._fit_als(vhist, places),
-                                self._content(vphotos, catalog, vusers), g(self.halflifeDays))
+        feats, rels = [], []
+        history = visits
+        for level in range(max(1, g(self.rankerQueries))):
+            vhist, vrel = last_trip_split(history)
+            vrel = vrel.where(F.size("relevant") > 0).localCheckpoint()
+            if level and vrel.limit(1).count() == 0:
+                break  # nobody has that many trips
+            vhist = vhist.localCheckpoint()
+            vphotos = None if photos is None else photos.join(vhist.select("user_id", "trip_id").distinct(),
+                                                              ["user_id", "trip_id"])
+            vusers = vrel.select("user_id")
+            vfeat = compute_signals(vhist, places, vusers, self._fit_als(vhist, places),
+                                    self._content(vphotos, catalog, vusers), g(self.halflifeDays))
+            feats.append(vfeat.withColumn("level", F.lit(level)))
+            rels.append(vrel.withColumn("level", F.lit(level)))
+            history = vhist
+        vfeat, vrel = feats[0], rels[0]
+        for f, r in zip(feats[1:], rels[1:], strict=True):
+            vfeat, vrel = vfeat.unionByName(f), vrel.unionByName(r)
         return choose_method(vfeat, vrel, 10, g(self.seed), g(self.rankerTrees), g(self.rankerDepth),
                              g(self.method))
 

@@ -15,6 +15,9 @@ From a visit history (`wanderlens.travel.visits`) and the places catalog (kind, 
 | `kind` | the user's share of visits (recent trips weigh more) to places of the candidate's kind |
 | `content` | photo content: cosine of the user's and the place's interest profiles (0 without photos) |
 
+The ranker also reads `sequence_last` (transitions from the last place of the user's last trip alone) and
+`km_last` (km from that place; null without coordinates): `LAST_PLACE`, never ranked alone.
+
 Recency: a visit on the user's n-th last trip weighs 0.5^n. Every signal is a plain column, so each can rank alone
 (the comparison rows of the evaluation) or feed the learned ranker (`wanderlens.travel.ranker`). Anchors for the
 reasons come along: `covisit_anchor`, `sequence_anchor`, `geo_anchor` (visited place ids), `season_name`.
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from pyspark.ml.feature import StringIndexerModel
 from pyspark.ml.recommendation import ALSModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from wanderlens.travel.visits import with_trip_order
@@ -34,6 +37,10 @@ from wanderlens.travel.visits import with_trip_order
 SIGNALS: tuple[str, ...] = ("popularity", "als", "covisit", "sequence", "geo_recent", "geo_home", "geo_liked",
                             "season", "kind", "content")
 SEASONS: tuple[str, ...] = ("winter", "spring", "summer", "autumn")
+# What the learned ranker reads besides SIGNALS (never ranked alone): the trip-to-trip transitions from the last
+# place of the user's last trip only, and the km from that place (null without coordinates).
+LAST_PLACE: tuple[str, ...] = ("sequence_last", "km_last")
+FEATURES: tuple[str, ...] = SIGNALS + LAST_PLACE
 
 
 @dataclass
@@ -115,6 +122,30 @@ def transitions(h: DataFrame) -> DataFrame:
     s = last.join(p, "anchor").join(n_last, "user_id").withColumn("_v", F.col("p") / F.col("_n"))
     return s.groupBy("user_id", "destination_id").agg(F.sum("_v").alias("sequence"),
                                                       F.max_by("anchor", "_v").alias("sequence_anchor"))
+
+
+def last_place(h: DataFrame, places: DataFrame) -> DataFrame:
+    """user_id, destination_id, sequence_last, km_last: where travellers go on their next trip after the last place
+    of a trip (the place visited last), from the last place of the user's last trip, and how far the candidate is
+    from it. A trip's last place is where the next one most often starts from: sharper than `sequence`, which
+    averages over every place of the last trip."""
+    w = Window.partitionBy("user_id", "trips_ago").orderBy(F.desc("visited_at"), F.desc("destination_id"))
+    lastp = h.withColumn("_r", F.row_number().over(w)).where("_r = 1").select(
+        "user_id", "trips_ago", F.col("destination_id").alias("anchor"))
+    tp = h.select("user_id", "trips_ago", "destination_id").distinct()
+    prev = lastp.select("user_id", (F.col("trips_ago") - 1).alias("trips_ago"), "anchor")
+    cnt = prev.join(tp, ["user_id", "trips_ago"]).groupBy("anchor", "destination_id").agg(
+        F.countDistinct("user_id").alias("c"))
+    p = cnt.join(cnt.groupBy("anchor").agg(F.sum("c").alias("t")), "anchor").select(
+        "anchor", "destination_id", (F.col("c") / F.col("t")).alias("sequence_last"))
+    last = lastp.where("trips_ago = 0").select("user_id", "anchor")
+    seq = last.join(p, "anchor").select("user_id", "destination_id", "sequence_last")
+    a = places.select(F.col("destination_id").alias("anchor"), F.col("latitude").alias("a_lat"),
+                      F.col("longitude").alias("a_lon"))
+    c = places.select("destination_id", F.col("latitude").alias("c_lat"), F.col("longitude").alias("c_lon"))
+    dist = last.join(a, "anchor").crossJoin(F.broadcast(c)).select(
+        "user_id", "destination_id", km("a_lat", "a_lon", "c_lat", "c_lon").alias("km_last"))
+    return dist.join(seq, ["user_id", "destination_id"], "full")
 
 
 def geography(h: DataFrame, places: DataFrame) -> DataFrame:
@@ -201,6 +232,7 @@ def compute_signals(history: DataFrame, places: DataFrame, users: DataFrame, als
            .join(covisitation(h), ["user_id", "destination_id"], "left")
            .join(transitions(h), ["user_id", "destination_id"], "left")
            .join(geography(h, places), ["user_id", "destination_id"], "left")
+           .join(last_place(h, places), ["user_id", "destination_id"], "left")
            .join(su, "user_id", "left").join(F.broadcast(sp), "destination_id", "left")
            .withColumn("season", season).drop(*[f"_q{i}" for i in range(4)], *[f"_l{i}" for i in range(4)])
            .join(kinds(h, places), ["user_id", "kind"], "left").withColumnRenamed("kind_share", "kind_signal"))
@@ -209,5 +241,5 @@ def compute_signals(history: DataFrame, places: DataFrame, users: DataFrame, als
     else:
         out = out.withColumn("content", F.lit(0.0))
     out = als_scores(out, als).withColumnRenamed("kind", "place_kind").withColumnRenamed("kind_signal", "kind")
-    fills = {s: 0.0 for s in SIGNALS}
+    fills = {s: 0.0 for s in (*SIGNALS, "sequence_last")}
     return out.fillna(fills).fillna({"has_history": False}).withColumnRenamed("place_kind", "dest_kind")
