@@ -37,9 +37,10 @@ def test_stages_use_shared_mixins_and_config_defaults():
         assert stage.getOrDefault(stage.seed) == travel.seed if isinstance(stage, HasSeed) else True
     rec = TravelRecommender()
     assert (rec.getOrDefault(rec.method), rec.getOrDefault(rec.halflifeDays), rec.getOrDefault(rec.rankerTrees),
-            rec.getOrDefault(rec.rankerDepth), rec.getOrDefault(rec.numSuggestions)) == (
+            rec.getOrDefault(rec.rankerDepth), rec.getOrDefault(rec.rankerQueries),
+            rec.getOrDefault(rec.numSuggestions)) == (
         travel.recommender_method, travel.halflife_days, travel.ranker_trees, travel.ranker_depth,
-        travel.suggestions_per_user)
+        travel.ranker_queries, travel.suggestions_per_user)
     builder = DescriptionBuilder()
     assert builder.getOrDefault(builder.factThreshold) == th.fact_threshold
     seg = TripSegmenter()
