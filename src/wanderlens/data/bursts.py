@@ -12,6 +12,7 @@ Exact copies (the same photo in two Takeout album folders) have the same time an
 from __future__ import annotations
 
 import io
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,12 +33,12 @@ class BurstInput:
 
     user_id: str
     clock: float | None
-    path: Path
+    path: str | Path
     pixels: int
     photo_id: str
 
 
-def _exif_thumbnail(path: Path) -> bytes | None:
+def _exif_thumbnail(path: str | Path) -> bytes | None:
     """The thumbnail JPEG a camera or phone embeds in the EXIF block (IFD1), read without decoding the photo."""
     try:
         with open(path, "rb") as fh:
@@ -67,11 +68,12 @@ def phash(image: Image.Image) -> imagehash.ImageHash:
     return imagehash.ImageHash(low > (ordered[31] + ordered[32]) / 2)
 
 
-def photo_hash(path: Path) -> imagehash.ImageHash | None:
+def photo_hash(path: str | Path) -> imagehash.ImageHash | None:
     """The perceptual hash of a photo from the smallest faithful picture of it: the embedded EXIF thumbnail
     (cameras and phones write one, ~160x120) if any, else the photo decoded at 1/8 scale (JPEG) or in full."""
     try:
-        thumb = _exif_thumbnail(path) if path.suffix.lower() in (".jpg", ".jpeg", ".jpe") else None
+        suffix = os.path.splitext(path)[1].lower()
+        thumb = _exif_thumbnail(path) if suffix in (".jpg", ".jpeg", ".jpe") else None
         # A thumbnail is a JPEG: Pillow's JPEG reader directly, without identifying the format among all plugins.
         with JpegImageFile(io.BytesIO(thumb)) if thumb is not None else open_image(path) as im:
             if im.format == "JPEG":

@@ -51,7 +51,7 @@ class PhotoRecord:
 
     photo_id: str
     user_id: str
-    path: Path
+    path: str  # the file (os.path.join of the walked folder and the name)
     meta: PhotoMetadata
     caption: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -204,11 +204,12 @@ def _collect(root: Path, user: str | None, cfg: PhotosConfig) -> tuple[list[Phot
             if name in used:
                 continue
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            result = read_photo(os.path.join(dirpath, name), rel, verify_pixels=cfg.verify_pixels)
+            path = os.path.join(dirpath, name)
+            result = read_photo(path, rel, verify_pixels=cfg.verify_pixels)
             if isinstance(result, UnusableFile):
                 unusable.append(result)
                 continue
-            rec = PhotoRecord(rel, owner, folder / name, result)
+            rec = PhotoRecord(rel, owner, path, result)
             takeout = _merge_sidecars(rec, folder, cars.get(name, _NO_SIDECARS))
             _position(rec, takeout)
             _resolve_time(rec, takeout)
