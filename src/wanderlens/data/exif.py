@@ -234,15 +234,19 @@ def exif_thumbnail(data: bytes) -> bytes | None:
     return _thumbnail(data, endian, _read_ifd(data, endian, ifd0_off, set())[1])
 
 
+_EXIF_DATETIME = re.compile(r"^\s*(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_EXIF_OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
+
+
 def parse_exif_datetime(text: Any, subsec: Any = None) -> datetime | None:
     """`2024:05:01 10:30:00` (EXIF; also with `-` or `T`) -> naive datetime; blanks and zeros -> None."""
     if not isinstance(text, str):
         return None
-    m = re.match(r"^\s*(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})", text)
+    m = _EXIF_DATETIME.match(text)
     if not m or m.group(1) == "0000":
         return None
     try:
-        dt = datetime(*(int(g) for g in m.groups()))  # type: ignore[misc]
+        dt = datetime(*map(int, m.groups()))
     except ValueError:
         return None
     if isinstance(subsec, str) and subsec.strip().isdigit():
@@ -258,7 +262,7 @@ def parse_offset(text: Any) -> timedelta | None:
     t = text.strip()
     if t in ("Z", "+00:00", "-00:00"):
         return timedelta(0)
-    m = re.match(r"^([+-])(\d{2}):?(\d{2})$", t)
+    m = _EXIF_OFFSET.match(t)
     if not m:
         return None
     delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
@@ -267,15 +271,17 @@ def parse_offset(text: Any) -> timedelta | None:
     return -delta if m.group(1) == "-" else delta
 
 
+_HEMISPHERES = {"lat": ("N", "S"), "lon": ("E", "W")}
+
+
 def _dms(value: Any, ref: Any, axis: str) -> tuple[float | None, str | None]:
     """Degrees/minutes/seconds rationals + hemisphere ref -> signed decimal degrees, or (None, reason)."""
-    refs = {"lat": ("N", "S"), "lon": ("E", "W")}[axis]
+    refs = _HEMISPHERES[axis]
     if not isinstance(value, tuple) or not value or len(value) > 3:
         return None, f"GPS {axis} is not degrees/minutes/seconds"
-    if any(v is None for v in value):
+    if None in value:
         return None, f"GPS {axis} has a zero denominator"
-    parts = list(value) + [0.0] * (3 - len(value))
-    deg, minutes, seconds = (float(v) for v in parts)
+    deg, minutes, seconds = map(float, value + (0.0, 0.0)[: 3 - len(value)])
     if deg < 0 or not 0 <= minutes < 60 or not 0 <= seconds < 60:
         return None, f"GPS {axis} {deg}/{minutes}/{seconds} is not valid degrees/minutes/seconds"
     decimal = deg + minutes / 60.0 + seconds / 3600.0
