@@ -183,7 +183,8 @@ def choose_method(features: DataFrame, relevant: DataFrame, k: int, seed: int, t
     methods = ([RANKER] if raw else []) + list(SIGNALS)
     scores = per_user_metrics(ranked_lists(held, methods, k, raw), rel, k)
     val = {m: float(np.mean([v["ndcg"] for v in scores[m].values()])) if scores.get(m) else 0.0 for m in methods}
-    raw = (_fit_if_positive(labelled, seed, trees, depth) or raw) if raw else raw
+    if raw:  # the choice is made: refit on the queries of both halves
+        raw = _fit_if_positive(labelled, seed, trees, depth) or raw
     if not any(scores.values()):
         return RankerChoice("popularity", raw, val)
     # Ties go to the earlier method: the ranker first, then the signals in SIGNALS order (popularity first).

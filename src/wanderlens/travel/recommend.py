@@ -13,6 +13,7 @@ only for what is shown.
 
 from __future__ import annotations
 
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +206,7 @@ class TravelRecommender(Estimator, _RecParams, DefaultParamsReadable, DefaultPar
             feats.append(vfeat.withColumn("level", F.lit(level)))
             rels.append(vrel.withColumn("level", F.lit(level)))
             history = vhist
-        vfeat, vrel = feats[0], rels[0]
-        for f, r in zip(feats[1:], rels[1:], strict=True):
-            vfeat, vrel = vfeat.unionByName(f), vrel.unionByName(r)
+        vfeat, vrel = reduce(DataFrame.unionByName, feats), reduce(DataFrame.unionByName, rels)
         return choose_method(vfeat, vrel, 10, g(self.seed), g(self.rankerTrees), g(self.rankerDepth),
                              g(self.method))
 
