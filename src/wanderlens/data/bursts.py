@@ -41,8 +41,8 @@ class BurstInput:
 def _exif_thumbnail(path: str | Path) -> bytes | None:
     """The thumbnail JPEG a camera or phone embeds in the EXIF block (IFD1), read without decoding the photo."""
     try:
-        with open(path, "rb") as fh:
-            seg = scan_jpeg(fh)
+        with open(path, "rb", buffering=0) as fh:
+            seg = scan_jpeg(fh, chunk=8192)  # the EXIF block (thumbnail included) is near the start
         return exif_thumbnail(seg.exif) if seg.exif else None
     except (OSError, MetadataError, struct.error, KeyError):
         return None

@@ -14,6 +14,7 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 # TIFF/EXIF tags read (everything else is skipped without decoding).
@@ -26,7 +27,6 @@ TAG_THUMB_OFFSET, TAG_THUMB_LENGTH = 0x0201, 0x0202  # IFD1: the embedded thumbn
 _IFD0_TAGS = {TAG_DESCRIPTION, TAG_MAKE, TAG_MODEL, TAG_ORIENTATION, TAG_EXIF_IFD, TAG_GPS_IFD}
 _EXIF_TAGS = {TAG_DT_ORIGINAL, TAG_DT_DIGITIZED, TAG_OFFSET_ORIGINAL, TAG_OFFSET_DIGITIZED, TAG_SUBSEC_ORIGINAL}
 _GPS_TAGS = {1, 2, 3, 4, 5, 6}  # lat ref, lat, lon ref, lon, altitude ref, altitude
-_SHORT_LE, _SHORT_BE, _LONG_LE, _LONG_BE = (struct.Struct(f) for f in ("<H", ">H", "<I", ">I"))
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 # Descriptions cameras write by themselves: not a caption.
 _CAMERA_BOILERPLATE = re.compile(
@@ -159,25 +159,56 @@ def _value(data: bytes, endian: str, typ: int, count: int, raw_off: int) -> Any:
     return vals[0] if count == 1 else vals
 
 
-def _read_ifd(data: bytes, endian: str, offset: int, wanted: set[int]) -> tuple[dict[int, Any], int]:
-    """The wanted tags of the IFD at `offset` (all entries unpacked in one call), and the next IFD's offset."""
+# Per byte order: an IFD entry (tag, type, count, value-or-offset as an unsigned int), and how to take an inline
+# SHORT from that int (its first two bytes: the low half in little-endian files, the high half in big-endian ones).
+_ENTRY = {"<": struct.Struct("<HHII"), ">": struct.Struct(">HHII")}
+_INLINE_SHORT_SHIFT = {"<": 0, ">": 16}
+_RATIONALS: dict[tuple[str, int, int], struct.Struct] = {}  # (byte order, type, count) -> its unpacker
+
+
+def _rationals(data: bytes, endian: str, typ: int, count: int, off: int) -> tuple[float | None, ...]:
+    """`count` (signed for type 10) rationals at `off` as floats (None for a zero denominator)."""
+    unpacker = _RATIONALS.get((endian, typ, count))
+    if unpacker is None:
+        unpacker = _RATIONALS[(endian, typ, count)] = struct.Struct(endian + ("I" if typ == 5 else "i") * (2 * count))
+    nums = unpacker.unpack_from(data, off)
+    if count == 3:  # degrees/minutes/seconds, the usual case, spelled out (a generator costs 5x more)
+        return (nums[0] / nums[1] if nums[1] else None, nums[2] / nums[3] if nums[3] else None,
+                nums[4] / nums[5] if nums[5] else None)
+    return tuple((nums[i] / nums[i + 1]) if nums[i + 1] else None for i in range(0, len(nums), 2))
+
+
+def _entry_value(data: bytes, endian: str, typ: int, count: int, raw: int, field_off: int) -> Any:
+    """One entry's value; the common types (ASCII, rationals, single SHORT/LONG) without the general decoder."""
+    if count == 1 and typ == 3:
+        return (raw >> _INLINE_SHORT_SHIFT[endian]) & 0xFFFF
+    if count == 1 and typ == 4:
+        return raw
+    if typ == 2 or typ == 5 or typ == 10:
+        total = count if typ == 2 else 8 * count
+        off = field_off if total <= 4 else raw
+        if off + total > len(data):
+            raise MetadataError("EXIF value points outside the EXIF block")
+        if typ == 2:
+            return data[off : off + count].split(b"\x00", 1)[0].decode("utf-8", "replace").strip()
+        return _rationals(data, endian, typ, count, off)
+    return _value(data, endian, typ, count, field_off)
+
+
+def _read_ifd(data: bytes, endian: str, offset: int, wanted: set[int] | frozenset[int]) -> tuple[dict[int, Any], int]:
+    """The wanted tags of the IFD at `offset`, and the next IFD's offset."""
     if offset <= 0 or offset + 2 > len(data):
         raise MetadataError("EXIF directory offset outside the EXIF block")
-    (n,) = struct.unpack_from(endian + "H", data, offset)
+    n = data[offset] | (data[offset + 1] << 8) if endian == "<" else (data[offset] << 8) | data[offset + 1]
     end = offset + 2 + 12 * n
     if end > len(data):
         raise MetadataError("EXIF directory runs past the EXIF block")
     out: dict[int, Any] = {}
-    short, long_ = (_SHORT_LE, _LONG_LE) if endian == "<" else (_SHORT_BE, _LONG_BE)
-    for k, (tag, typ, count, raw) in enumerate(struct.iter_unpack(endian + "HHI4s", data[offset + 2 : end])):
-        if tag not in wanted:
-            continue
-        if count == 1 and typ == 3:  # the common inline cases, without the general decoder
-            out[tag] = short.unpack_from(raw)[0]
-        elif count == 1 and typ == 4:
-            out[tag] = long_.unpack(raw)[0]
-        else:
-            out[tag] = _value(data, endian, typ, count, offset + 2 + 12 * k + 8)
+    entry = _ENTRY[endian]
+    for field_off in range(offset + 2, end, 12):
+        tag, typ, count, raw = entry.unpack_from(data, field_off)
+        if tag in wanted:
+            out[tag] = _entry_value(data, endian, typ, count, raw, field_off + 8)
     nxt = struct.unpack_from(endian + "I", data, end)[0] if end + 4 <= len(data) else 0
     return out, nxt
 
@@ -245,10 +276,14 @@ def parse_exif_datetime(text: Any, subsec: Any = None) -> datetime | None:
     m = _EXIF_DATETIME.match(text)
     if not m or m.group(1) == "0000":
         return None
-    try:
-        dt = datetime(*map(int, m.groups()))
-    except ValueError:
-        return None
+    found = text[m.start(1) : m.end()]
+    try:  # with '-' between the date's parts the match is ISO 8601: C's parser is the cheapest
+        dt = datetime.fromisoformat(f"{found[:4]}-{found[5:7]}-{found[8:]}")
+    except ValueError:  # a non-ASCII digit or an impossible date: the fields one by one decide
+        try:
+            dt = datetime(*map(int, m.groups()))
+        except ValueError:
+            return None
     if isinstance(subsec, str) and subsec.strip().isdigit():
         digits = subsec.strip()[:6]
         dt = dt.replace(microsecond=int(digits.ljust(6, "0")))
@@ -257,8 +292,15 @@ def parse_exif_datetime(text: Any, subsec: Any = None) -> datetime | None:
 
 def parse_offset(text: Any) -> timedelta | None:
     """`+02:00` / `-0530` / `Z` (EXIF OffsetTime*) -> timedelta; anything else (or beyond +-14 h) -> None."""
-    if not isinstance(text, str):
-        return None
+    return _parse_offset_text(text) if isinstance(text, str) else None
+
+
+_MAX_OFFSET = timedelta(hours=14)
+
+
+@lru_cache(maxsize=1024)
+def _parse_offset_text(text: str) -> timedelta | None:
+    """`parse_offset` of a string (a collection has few distinct offsets: each is parsed once)."""
     t = text.strip()
     if t in ("Z", "+00:00", "-00:00"):
         return timedelta(0)
@@ -266,7 +308,7 @@ def parse_offset(text: Any) -> timedelta | None:
     if not m:
         return None
     delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
-    if delta > timedelta(hours=14) or int(m.group(3)) >= 60:
+    if delta > _MAX_OFFSET or int(m.group(3)) >= 60:
         return None
     return -delta if m.group(1) == "-" else delta
 

@@ -23,7 +23,7 @@ from wanderlens.config import PhotosConfig
 from wanderlens.data.bursts import BurstInput, group_bursts
 from wanderlens.data.exif import PhotoMetadata, apply_text
 from wanderlens.data.inherit import inherit_positions
-from wanderlens.data.places import Place, gazetteer, local_to_utc, time_zone_at, utc_to_local
+from wanderlens.data.places import Place, gazetteer, local_to_utc, time_zones_at, utc_to_local
 from wanderlens.data.reader import UnusableFile, read_photo
 from wanderlens.data.sidecars import Sidecars, match_sidecars, read_caption_txt, read_takeout
 from wanderlens.errors import InputError
@@ -42,7 +42,6 @@ TIME_GPS_ZONE = "gps_time_zone"
 TIME_INHERITED_ZONE = "inherited_time_zone"
 TIME_ZONE_UNKNOWN = "time_zone_unknown"
 TIME_NONE = "no_time"
-_NO_SIDECARS = Sidecars()  # read only
 
 
 @dataclass
@@ -142,9 +141,14 @@ def _user_of(rel_dir: str, root: Path, user: str | None) -> str:
     return rel_dir.split("/", 1)[0] if rel_dir else root.resolve().name
 
 
-def _merge_sidecars(rec: PhotoRecord, folder: Path, cars: Sidecars) -> Any:
+def _merge_sidecars(rec: PhotoRecord, folder: Path, cars: Sidecars | None) -> Any:
     """Caption/tags from the .xmp sidecar and .txt; returns the Takeout info (or None) for time and position."""
     meta = rec.meta
+    if cars is None:  # most photos: no sidecar, nothing to open
+        rec.caption = meta.description
+        if meta.keywords:
+            rec.tags = [t.replace(";", ",").strip() for t in meta.keywords if t.strip()]
+        return None
     if cars.xmp is not None:
         try:
             apply_text(meta, (folder / cars.xmp).read_bytes(), None)
@@ -166,10 +170,17 @@ def _position(rec: PhotoRecord, takeout: Any) -> None:
     elif takeout is not None and takeout.latitude is not None:
         rec.latitude, rec.longitude, rec.altitude, rec.position_source = (
             takeout.latitude, takeout.longitude, takeout.altitude, "takeout")
-    problems = ([meta.gps_problem] if meta.gps_problem else []) + (takeout.problems if takeout else [])
-    rec.gps_rejected = rec.position_note = "; ".join(problems)
-    if rec.latitude is not None:
-        rec.time_zone = time_zone_at(rec.latitude, rec.longitude)  # type: ignore[arg-type]
+    if meta.gps_problem or (takeout is not None and takeout.problems):
+        problems = ([meta.gps_problem] if meta.gps_problem else []) + (takeout.problems if takeout else [])
+        rec.gps_rejected = rec.position_note = "; ".join(problems)
+
+
+def _time_zones(records: list[PhotoRecord]) -> None:
+    """The time zone of every photo with a position, in one batch (what `time_zone_at` answers for each)."""
+    located = [r for r in records if r.latitude is not None]
+    zones = time_zones_at([r.latitude for r in located], [r.longitude for r in located])  # type: ignore[misc]
+    for rec, zone in zip(located, zones, strict=True):
+        rec.time_zone = zone
 
 
 def _resolve_time(rec: PhotoRecord, takeout: Any) -> None:
@@ -192,28 +203,33 @@ def _resolve_time(rec: PhotoRecord, takeout: Any) -> None:
 def _collect(root: Path, user: str | None, cfg: PhotosConfig) -> tuple[list[PhotoRecord], list[UnusableFile], int, int]:
     """Walk root: usable photo records, unusable files, number of files, number of sidecars used."""
     records: list[PhotoRecord] = []
+    takeouts: list[Any] = []  # each record's Takeout info (or None), for its time once zones are known
     unusable: list[UnusableFile] = []
     files = sidecars_used = 0
+    verify = cfg.verify_pixels
     for dirpath, rel_dir, names in _walk(root):
         files += len(names)
         cars, used = match_sidecars(names)
         sidecars_used += len(used)
         owner = _user_of(rel_dir, root, user)
         folder = Path(dirpath)
+        prefix, rel_prefix = os.path.join(dirpath, ""), f"{rel_dir}/" if rel_dir else ""  # join once per folder
         for name in names:
             if name in used:
                 continue
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            path = os.path.join(dirpath, name)
-            result = read_photo(path, rel, verify_pixels=cfg.verify_pixels)
+            rel, path = rel_prefix + name, prefix + name
+            result = read_photo(path, rel, verify_pixels=verify)
             if isinstance(result, UnusableFile):
                 unusable.append(result)
                 continue
             rec = PhotoRecord(rel, owner, path, result)
-            takeout = _merge_sidecars(rec, folder, cars.get(name, _NO_SIDECARS))
+            takeout = _merge_sidecars(rec, folder, cars.get(name))
             _position(rec, takeout)
-            _resolve_time(rec, takeout)
             records.append(rec)
+            takeouts.append(takeout)
+    _time_zones(records)
+    for rec, takeout in zip(records, takeouts, strict=True):
+        _resolve_time(rec, takeout)
     return records, unusable, files, sidecars_used
 
 
@@ -227,10 +243,13 @@ def _name_places(records: list[PhotoRecord]) -> None:
         rec.place = place
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _clock(rec: PhotoRecord) -> float | None:
     """Seconds on the camera's clock (wall time if known, else UTC): what burst detection compares."""
-    if rec.local_time is not None:
-        return rec.local_time.replace(tzinfo=UTC).timestamp()
+    if rec.local_time is not None:  # = local_time.replace(tzinfo=UTC).timestamp(), without the aware copy
+        return (rec.local_time - _EPOCH).total_seconds()
     return rec.taken_at.timestamp() if rec.taken_at is not None else None
 
 
@@ -246,7 +265,8 @@ def _iso_utc(dt: datetime | None) -> str:
         return ""
     if dt.tzinfo is not UTC:  # every time this module makes is already UTC
         dt = dt.astimezone(UTC)
-    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds" if dt.microsecond else "seconds") + "Z"
+    text = dt.isoformat(timespec="milliseconds") if dt.microsecond else dt.isoformat()
+    return text[:-6] + "Z"  # "+00:00" -> "Z" (cheaper than formatting a naive copy)
 
 
 def _num(value: float | None, decimals: int | None) -> str:
@@ -255,16 +275,19 @@ def _num(value: float | None, decimals: int | None) -> str:
     return repr(round(value, decimals)) if decimals is not None else repr(value)
 
 
+_NO_PLACE = ("", "", "", "", "")
+
+
 def _row(rec: PhotoRecord, decimals: int | None, root: str) -> list[str]:
     meta, place = rec.meta, rec.place
     swap = meta.orientation in (5, 6, 7, 8)
     width, height = (meta.height, meta.width) if swap else (meta.width, meta.height)
+    names = (place.label, place.city, place.region, place.country, place.country_code) if place else _NO_PLACE
     return [
         rec.photo_id, rec.user_id, f"{root}/{rec.photo_id}", rec.caption or "", ";".join(rec.tags),
-        _iso_utc(rec.taken_at), _num(rec.latitude, decimals), _num(rec.longitude, decimals),
-        place.label if place else "", place.city if place else "", place.region if place else "",
-        place.country if place else "", place.country_code if place else "", rec.time_zone or "",
-        rec.local_time.isoformat() if rec.local_time else "", rec.time_note, rec.position_source, rec.position_note,
+        _iso_utc(rec.taken_at), _num(rec.latitude, decimals), _num(rec.longitude, decimals), *names,
+        rec.time_zone or "", rec.local_time.isoformat() if rec.local_time else "", rec.time_note,
+        rec.position_source, rec.position_note,
         _num(rec.altitude, 1), meta.make or "", meta.model or "", str(meta.orientation or ""),
         str(width or ""), str(height or ""), rec.burst_id, "true" if rec.burst_representative else "false",
         rec.photo_id,
@@ -275,10 +298,10 @@ def _write_manifest(records: list[PhotoRecord], path: Path, decimals: int | None
     """manifest.csv, written atomically; `image` is the absolute path (root resolved once, then the photo id)."""
     base = root.resolve().as_posix()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with open(tmp, "w", newline="", encoding="utf-8", buffering=1 << 20) as fh:  # a few large writes
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows(_row(r, decimals, base) for r in records)
+        writer.writerows([_row(r, decimals, base) for r in records])
     os.replace(tmp, path)
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -216,9 +217,8 @@ class Gazetteer:
         """`lookup` for many positions at once: one vectorised distance matrix per 1-degree cell."""
         lat_a, lon_a = np.asarray(lats, dtype=np.float64), np.asarray(lons, dtype=np.float64)
         out: list[Place | None] = [None] * len(lat_a)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for k, (la, lo) in enumerate(zip(lat_a, lon_a, strict=True)):
-            key = (int(min(179, max(0, math.floor(la + 90)))), int(min(359, max(0, math.floor(lo + 180)))))
+        groups: dict[int, list[int]] = {}
+        for k, key in enumerate(_cell(lat_a, lon_a).tolist()):  # the 1-degree cell of each position
             groups.setdefault(key, []).append(k)
         for members in groups.values():
             rows = np.asarray(members)
@@ -246,15 +246,32 @@ def gazetteer() -> Gazetteer:
 _tz_finder: list = []
 
 
-def time_zone_at(lat: float, lon: float) -> str | None:
-    """IANA time-zone name at a position (offline polygons; `Etc/GMT+n` at sea), None if unknown."""
+def _time_zone_finder() -> Any:
+    """The process-wide `timezonefinder.TimezoneFinder` (loaded on first use)."""
     if not _tz_finder:
         with _lock:
             if not _tz_finder:
                 from timezonefinder import TimezoneFinder
 
                 _tz_finder.append(TimezoneFinder())
-    return _tz_finder[0].timezone_at(lng=lon, lat=lat)
+    return _tz_finder[0]
+
+
+def time_zone_at(lat: float, lon: float) -> str | None:
+    """IANA time-zone name at a position (offline polygons; `Etc/GMT+n` at sea), None if unknown."""
+    return _time_zone_finder().timezone_at(lng=lon, lat=lat)
+
+
+def time_zones_at(lats: list[float], lons: list[float]) -> list[str | None]:
+    """`time_zone_at` for many positions: one batch call where timezonefinder has it (its newer releases answer
+    exactly what `timezone_at` would, with the per-point overhead vectorised), else point by point."""
+    if not lats:
+        return []
+    finder = _time_zone_finder()
+    batch = getattr(finder, "timezone_names_at", None)
+    if batch is not None:
+        return batch(lngs=lons, lats=lats)
+    return [finder.timezone_at(lng=lon, lat=lat) for lat, lon in zip(lats, lons, strict=True)]
 
 
 @lru_cache(maxsize=512)
@@ -278,5 +295,5 @@ def utc_offset(utc: datetime, zone_name: str) -> timedelta:
     return off if off is not None else timedelta(0)
 
 
-__all__ = ["Gazetteer", "Place", "gazetteer", "haversine_km", "local_to_utc", "time_zone_at", "utc_offset",
-           "utc_to_local"]
+__all__ = ["Gazetteer", "Place", "gazetteer", "haversine_km", "local_to_utc", "time_zone_at", "time_zones_at",
+           "utc_offset", "utc_to_local"]

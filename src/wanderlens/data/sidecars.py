@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 SIDECAR_EXTENSIONS: frozenset[str] = frozenset({".txt", ".json", ".xmp"})
+_SIDECAR_ENDINGS = tuple(SIDECAR_EXTENSIONS)
 _SUPPLEMENTAL = ".supplemental-metadata"
 _DUP = re.compile(r"^(.*)\((\d+)\)$")
 _EDITED = re.compile(r"-(edited|bearbeitet|modifié|editado|modificato)$", re.IGNORECASE)
@@ -95,31 +96,55 @@ class _TakeoutIndex:
         return []
 
 
-def match_sidecars(names: list[str]) -> tuple[dict[str, Sidecars], set[str]]:
-    """For the file names of one folder: media name -> its sidecars, and the set of sidecar names used."""
-    lower = {n: n.lower() for n in names}
-    suffixes = {n: os.path.splitext(lower[n])[1] for n in names}
-    media = [n for n in names if suffixes[n] not in SIDECAR_EXTENSIONS]
+def _sidecar_names(names: list[str]) -> list[tuple[str, str, str]]:
+    """(name, lower-case name, suffix) of the names with a sidecar extension (a cheap suffix test first: most
+    names are photos)."""
+    out = []
+    for n in names:
+        low = n.lower()
+        if low.endswith(_SIDECAR_ENDINGS):
+            suffix = os.path.splitext(low)[1]
+            if suffix in SIDECAR_EXTENSIONS:
+                out.append((n, low, suffix))
+    return out
+
+
+def _by_name_or_stem(media: list[str]) -> dict[str, list[str]]:
+    """Media files by lower-case name and by lower-case stem: what a `.txt`/`.xmp` sidecar's stem can be."""
     by_key: dict[str, list[str]] = {}
     for m in media:
-        by_key.setdefault(lower[m], []).append(m)
-        by_key.setdefault(lower[m].rsplit(".", 1)[0], []).append(m)
-    found: dict[str, Sidecars] = {m: Sidecars() for m in media}
+        low = m.lower()
+        by_key.setdefault(low, []).append(m)
+        by_key.setdefault(low.rsplit(".", 1)[0], []).append(m)
+    return by_key
+
+
+def match_sidecars(names: list[str]) -> tuple[dict[str, Sidecars], set[str]]:
+    """For the file names of one folder: media name -> its sidecars (only media that have one), and the set of
+    sidecar names used."""
+    sidecars = _sidecar_names(names)
+    if not sidecars:
+        return {}, set()
+    is_sidecar = {n for n, _, _ in sidecars}
+    media = [n for n in names if n not in is_sidecar]
+    found: dict[str, Sidecars] = {}
     used: set[str] = set()
+    by_key: dict[str, list[str]] | None = None  # built only for a folder with .txt/.xmp files
     index: _TakeoutIndex | None = None  # built only for a folder that has JSON files
-    for n in names:
-        suffix = suffixes[n]
-        if suffix in (".txt", ".xmp"):
-            targets = by_key.get(lower[n][: -len(suffix)], [])
-        elif suffix == ".json":
+    for n, low, suffix in sidecars:
+        if suffix == ".json":
             index = index or _TakeoutIndex(media)
             targets = index.lookup(n)
         else:
-            continue
+            by_key = _by_name_or_stem(media) if by_key is None else by_key
+            targets = by_key.get(low[: -len(suffix)], [])
+        attr = "takeout" if suffix == ".json" else suffix[1:]
         for m in targets:
-            attr = "takeout" if suffix == ".json" else suffix[1:]
-            if getattr(found[m], attr) is None:
-                setattr(found[m], attr, Path(n))
+            cars = found.get(m)
+            if cars is None:
+                cars = found[m] = Sidecars()
+            if getattr(cars, attr) is None:
+                setattr(cars, attr, Path(n))
                 used.add(n)
     return found, used
 
