@@ -129,8 +129,9 @@ def read_photo(path: str | Path, rel: str, verify_pixels: bool = False) -> Photo
     if unusable is not None:
         return unusable
     try:
-        # A camera JPEG's metadata (EXIF with its thumbnail, tables, frame header) fits in its first 8 KB: one small
-        # read (copying 32 KB costs more than the rare second read of a file with a large ICC or maker block).
+        # One small first read: a JPEG whose metadata (EXIF with its thumbnail, tables, frame header) ends within
+        # 8 KB needs no other; one with a larger thumbnail, ICC profile or maker block gets a second read for the
+        # rest (cheaper overall than copying 32 KB of every file).
         with open(path, "rb", buffering=0) as fh:
             head = fh.read(8192)
             if not head:
