@@ -119,6 +119,8 @@ def test_bad_input_fails_before_training(spark, synth, tmp_path):
         fit(synth, modalityDropout=0.3)
     with pytest.raises(ConfigError, match=r"modalityBlocks \[\[4, 12, -1\]\] lie outside the 10 input columns"):
         fit(synth, modalityDropout=0.3, modalityBlocks=[[0, 4, -1], [4, 12, -1]])
+    with pytest.raises(ConfigError, match="linearWarmStart needs linearHead: true"):
+        fit(synth, linearWarmStart=True)
     assert not ckpt.exists()  # nothing was written, no training started
 
 
@@ -335,6 +337,18 @@ def test_ddp_two_processes_keep_ranks_identical(synth):
     assert len(hist) == 5 and sum(hist[-1]["weights"].values()) == pytest.approx(3.0)
     assert hist[-1]["weights"] != {"scene": 1.0, "attributes": 1.0, "highlight": 1.0}
     assert hist[-1]["val"]["highlight"]["auc"] > 0.85 and hist[-1]["val"]["scene"]["accuracy"] > 0.6
+
+
+def test_ddp_linear_warm_start_keeps_ranks_identical(synth):
+    """The linear warm start under DDP: statistics, L-BFGS fits (full and out-of-fold) and the gate are reduced over
+    ranks, so both ranks hold the same standardisation, linear maps and gate, and end with the same parameters."""
+    model = MultiTaskClassifier(tasks=tasks(), architecture="mmoe", maxEpochs=2, numProcesses=2, linearHead=True,
+                                standardization=True, linearWarmStart=True, validationFraction=0.2, seed=3,
+                                **SMALL).fit(synth)
+    info, hist = model.trainingInfo, model.history
+    assert info["world_size"] == 2 and info["rank_param_max_abs_diff"] == 0.0
+    assert [h["epoch"] for h in hist] == [0, 1, 2] and len(hist[0]["linear_warm_start"]["gate"]) == 3
+    assert hist[0]["val"]["highlight"]["auc"] > 0.85  # epoch 0: the linear model alone
 
 
 @pytest.mark.parametrize("weighting", ["pcgrad", "cagrad"])

@@ -17,7 +17,7 @@ from wanderlens.mtl.data import FEATURES, read_shard
 from wanderlens.mtl.local import LocalMultiTaskModel
 from wanderlens.mtl.metrics import auc
 from wanderlens.mtl.tasks import TaskSpec
-from wanderlens.mtl.trainer import TrainingRun, compute_losses, load_state, run_training
+from wanderlens.mtl.trainer import Ranks, TrainingRun, compute_losses, load_state, run_training, setup
 from wanderlens.mtl.weighting import WEIGHTINGS, build_weighting
 
 TASKS = [
@@ -168,6 +168,45 @@ def test_linear_head_adds_a_linear_map_of_the_inputs_and_round_trips(shards):
     model = LocalMultiTaskModel(run.tasks, run.arch, DIM, load_state(res["state"]))
     assert isinstance(model.net, type(net))
     assert scores(model, test)[0] > constant_baseline(test)[0] + 0.2
+
+
+def test_linear_warm_start_is_mllibs_logistic_regression_then_stays_frozen(shards):
+    """`linear_warm_start`: before any epoch the model is the L2-regularised logistic regression of the
+    standardised inputs (same coefficients as scikit-learn's with C = 1 / (l2 * rows)); the towers add nothing
+    yet; training leaves the linear maps as fitted; epoch 0 of the history is that linear model."""
+    from sklearn.linear_model import LogisticRegression
+
+    root, test = shards
+    l2 = 0.05
+    run = dataclasses.replace(training_run(root, linear_warm_start=True, linear_l2=l2, epochs=3),
+                              arch={**ARCH, "linear_head": True, "linear_gate": True, "standardization": True})
+    loop = setup(run, Ranks())
+    net = loop.model.net
+    x, m = loop.train.x.numpy(), loop.train.ms[0].numpy() > 0
+    assert np.allclose(net.mean.numpy(), x.mean(0), atol=1e-5)
+    z = (x - x.mean(0)) / x.std(0)
+    ref = LogisticRegression(C=1.0 / (l2 * m.sum()), tol=1e-10, max_iter=5000).fit(z[m], loop.train.ys[0].numpy()[m])
+    head = net.net.linear[0]
+    assert np.allclose(head.weight.numpy()[0], ref.coef_[0], atol=2e-3)
+    assert np.allclose(head.bias.numpy(), ref.intercept_, atol=2e-3)
+    gate = net.net.gate.detach()
+    assert gate[0] > 1.0  # separable rows: the penalty shrank the logits, the stacking weight sharpens them
+    xt = torch.from_numpy(x[:7])
+    for out, lin, g in zip(net(xt), net.net.linear, gate, strict=True):
+        assert torch.allclose(out, g * lin((xt - net.mean) * net.scale), atol=1e-5)
+    # training rows see out-of-fold linear logits: close to, but not the same as, the full fit's
+    full = head((torch.from_numpy(x) - net.mean) * net.scale)
+    oof = full + loop.logit_offsets[0]
+    assert not torch.allclose(oof, full) and auc(loop.train.ys[0].numpy()[m], oof.detach().numpy()[m, 0]) > 0.9
+    fitted = [lin.weight.clone() for lin in net.net.linear]
+    res = run_training(run)
+    assert res["history"][0]["epoch"] == 0 and res["history"][0]["linear_warm_start"]["objective"] > 0
+    model = LocalMultiTaskModel(run.tasks, run.arch, DIM, load_state(res["state"]))
+    for before, lin in zip(fitted, model.net.net.linear, strict=True):
+        assert torch.equal(before, lin.weight)
+    assert scores(model, test)[0] > 0.95
+    with pytest.raises(ConfigError, match="linear_head"):
+        setup(dataclasses.replace(run, arch=ARCH), Ranks())
 
 
 def test_unknown_architecture_and_weighting():

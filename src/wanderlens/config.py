@@ -77,6 +77,8 @@ class ModelConfig(Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in experts and towers")
     layer_norm: bool = Field(False, description="LayerNorm after each hidden Linear of experts and towers")
     linear_head: bool = Field(False, description="add to each task's logits a linear map of the inputs (wide & deep)")
+    standardization: bool = Field(False, description="standardise each input column with the training rows' mean and "
+                                  "standard deviation (stored in the model), as MLlib LogisticRegression does")
     categorical_cols: list[str] = Field([], description="categorical columns, each a learned embedding (mtl.tabular)")
     numeric_cols: list[str] = Field([], description="numeric columns, each through a numeric feature embedding")
     embedding_dim: int = Field(8, ge=1, description="width of each categorical / numeric embedding")
@@ -123,6 +125,10 @@ class TrainingConfig(Section):
         "global", description="decision thresholds learned on validation: binary tasks per task; multilabel tasks "
         "one micro-F1 threshold (global) or one per label")
     num_models: int = Field(1, ge=1, description="seed ensemble: average the probabilities of this many networks")
+    linear_warm_start: bool = Field(False, description="fit the linear head alone first (L-BFGS, as MLlib "
+                                    "LogisticRegression), freeze it, and train the network on what it misses; needs "
+                                    "model.linear_head")
+    linear_l2: float = Field(0.01, ge=0.0, description="L2 penalty of the linear warm start (MLlib's regParam)")
 
 
 class SplitConfig(Section):

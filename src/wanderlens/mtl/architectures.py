@@ -2,7 +2,8 @@
 
 Each takes a batch of feature vectors and returns one logit tensor per task (`[batch, task.num_outputs]`);
 `shared_parameters()` names the last shared layer, which GradNorm measures per-task gradient norms on.
-`linear_head` wraps any of them with a per-task linear path from the inputs (`LinearHeads`).
+`linear_head` wraps any of them with a per-task linear path from the inputs (`LinearHeads`); `standardization`
+puts a fixed per-column standardisation in front (`Standardized`, its statistics set by the trainer).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class ArchConfig:
     dropout: float = 0.0
     layer_norm: bool = False
     linear_head: bool = False
+    linear_gate: bool = False  # a learned per-task weight on the linear logits (set with training.linear_warm_start)
+    standardization: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ARCHITECTURES:
@@ -198,16 +201,51 @@ class LinearHeads(MultiTaskNet):
     2016). On wide embedding inputs with few labelled rows a linear model is hard to beat; with this path the
     network contains one and its hidden layers learn what the linear map misses."""
 
-    def __init__(self, deep: MultiTaskNet, in_dim: int, outs: list[int]) -> None:
+    def __init__(self, deep: MultiTaskNet, in_dim: int, outs: list[int], gated: bool = False) -> None:
         super().__init__()
         self.deep = deep
         self.linear = nn.ModuleList(nn.Linear(in_dim, o) for o in outs)
+        # With a fixed (warm-started) linear map, a learned per-task weight on its logits lets the network turn a
+        # task's linear part down where it misleads; starts at 1.
+        self.gate = nn.Parameter(torch.ones(len(outs))) if gated else None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [h + lin(x) for h, lin in zip(self.deep(x), self.linear, strict=True)]
+        lins = [lin(x) for lin in self.linear]
+        if self.gate is not None:
+            lins = [g * z for g, z in zip(self.gate, lins, strict=True)]
+        return [h + z for h, z in zip(self.deep(x), lins, strict=True)]
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return self.deep.shared_parameters()
+
+
+class Standardized(MultiTaskNet):
+    """A network whose inputs are standardised per column, `(x - mean) / std`, with statistics of the training
+    rows. MLlib's LogisticRegression standardises its inputs too: on wide embeddings whose blocks differ in scale
+    (image activations, TF-IDF weights, unit-norm sentence vectors) every column then starts on an equal footing.
+    The statistics are buffers, so they are saved and loaded with the weights; `fit` sets them."""
+
+    def __init__(self, net: MultiTaskNet, in_dim: int) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("scale", torch.ones(in_dim))
+
+    def fit(self, total: torch.Tensor, total_sq: torch.Tensor, n: float) -> None:
+        """Set the statistics from column sums and sums of squares over `n` rows (float64; summed over ranks).
+        A constant column keeps scale 1, so it passes through centred at zero."""
+        if n <= 0:
+            return
+        mean = total / n
+        std = (total_sq / n - mean * mean).clamp(min=0.0).sqrt()
+        self.mean.copy_(mean.float())
+        self.scale.copy_(torch.where(std > 1e-8, 1.0 / std.clamp(min=1e-8), torch.ones_like(std)).float())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.net((x - self.mean) * self.scale)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return self.net.shared_parameters()
 
 
 _FAMILIES: dict[str, type[MultiTaskNet]] = {
@@ -227,4 +265,6 @@ def build_network(cfg: ArchConfig | dict[str, Any], in_dim: int, outs: list[int]
             return TabularNet(cfg, in_dim, outs)
         cfg = ArchConfig(**{k: v for k, v in cfg.items() if k != "tabular"})
     net = _FAMILIES[cfg.name](in_dim, outs, cfg)
-    return LinearHeads(net, in_dim, outs) if cfg.linear_head else net
+    if cfg.linear_head:
+        net = LinearHeads(net, in_dim, outs, cfg.linear_gate)
+    return Standardized(net, in_dim) if cfg.standardization else net

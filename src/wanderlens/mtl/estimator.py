@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -127,6 +128,9 @@ class _MultiTaskParams(HasSeed, HasTabularInputs):
                       typeConverter=TypeConverters.toBoolean)
     linearHead = Param(Params._dummy(), "linearHead", "add to each task's logits a linear map of the inputs (wide & "
                        "deep)", typeConverter=TypeConverters.toBoolean)
+    standardization = Param(Params._dummy(), "standardization", "standardise each input column with the training "
+                            "rows' mean and standard deviation (stored in the model)",
+                            typeConverter=TypeConverters.toBoolean)
     cagradC = Param(Params._dummy(), "cagradC", "CAGrad radius c", typeConverter=TypeConverters.toFloat)
     lrSchedule = Param(Params._dummy(), "lrSchedule", "constant | cosine | onecycle (per step, after warm-up)",
                        typeConverter=TypeConverters.toString)
@@ -139,6 +143,11 @@ class _MultiTaskParams(HasSeed, HasTabularInputs):
                             typeConverter=TypeConverters.toFloat)
     modalityBlocks = Param(Params._dummy(), "modalityBlocks", "input blocks as [start, stop, presence index or -1] "
                            "column slices of the concatenated features", typeConverter=_to_blocks)
+    linearWarmStart = Param(Params._dummy(), "linearWarmStart", "fit the linear head alone first (L-BFGS, as "
+                            "MLlib LogisticRegression), freeze it, then train the network on what it misses",
+                            typeConverter=TypeConverters.toBoolean)
+    linearL2 = Param(Params._dummy(), "linearL2", "L2 penalty of the linear warm start (MLlib's regParam)",
+                     typeConverter=TypeConverters.toFloat)
     perTaskSelection = Param(Params._dummy(), "perTaskSelection", "each task keeps its own best validation epoch's "
                              "weights", typeConverter=TypeConverters.toBoolean)
     calibration = Param(Params._dummy(), "calibration", "temperature scaling fitted on the validation rows",
@@ -200,6 +209,7 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
             name=model.architecture, expert_hidden=model.expert_hidden, tower_hidden=model.tower_hidden,
             num_experts=model.num_experts, num_shared_experts=model.num_shared_experts, num_levels=model.num_levels,
             dropout=model.dropout, layer_norm=model.layer_norm, linear_head=model.linear_head,
+            standardization=model.standardization, linear_gate=self._section(TrainingConfig).linear_warm_start,
         )
         return dict(cfg.__dict__)
 
@@ -243,6 +253,8 @@ class MultiTaskClassifier(Estimator, _MultiTaskParams, DefaultParamsReadable, De
         if training.monitor not in ("loss", "metric") and training.monitor not in {t.name for t in tasks}:
             raise ConfigError(f"monitor {training.monitor!r} must be 'loss', 'metric' or a task name "
                               f"({[t.name for t in tasks]})")
+        if training.linear_warm_start and not self._section(ModelConfig).linear_head:
+            raise ConfigError("linearWarmStart needs linearHead: true (model.linear_head), the linear map it fits")
         if training.modality_dropout > 0 and not training.modality_blocks:
             raise ConfigError(f"modalityDropout is {training.modality_dropout} but modalityBlocks is empty: name the "
                               "modality blocks (model.modality_blocks), or train from a featurize output folder "
@@ -325,8 +337,19 @@ def _train_one(run: TrainingRun, on_driver: bool = False) -> dict[str, Any]:
         return run_training(run)
     from pyspark.ml.torch.distributor import TorchDistributor
 
-    return TorchDistributor(num_processes=run.training.num_processes, local_mode=on_driver, use_gpu=False).run(
-        run_training, run)
+    distributor = TorchDistributor(num_processes=run.training.num_processes, local_mode=on_driver, use_gpu=False)
+    if not on_driver:  # cluster mode returns the output of the task of rank 0
+        return distributor.run(run_training, run)
+    # Local mode has every process pickle its return value to one file, so the last process to finish wins;
+    # rank 0 (the only one that returns the weights) writes its result to a file of its own instead.
+    folder = tempfile.mkdtemp(prefix="wanderlens-result-")
+    try:
+        path = os.path.join(folder, "result.pkl")
+        distributor.run(run_training, dataclasses.replace(run, result_path=path))
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serialize(obj: Any) -> bytes:

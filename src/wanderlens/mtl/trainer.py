@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,11 +30,12 @@ import torch.distributed as dist
 from torch import nn
 
 from wanderlens.config import TrainingConfig
-from wanderlens.mtl.architectures import build_network
+from wanderlens.mtl.architectures import Standardized, build_network
 from wanderlens.mtl.data import Shard, read_shard
 from wanderlens.mtl.losses import task_loss
 from wanderlens.mtl.metrics import PRIMARY, is_better, task_metric
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
+from wanderlens.mtl.warm_start import fit_linear_heads, linear_heads_of
 from wanderlens.mtl.weighting import LossWeighting, TaskStep, finite_weights, weighting_from_config
 from wanderlens.threads import torch_threads
 
@@ -52,6 +54,7 @@ class TrainingRun:
     Picklable, so `TorchDistributor` can ship it to every rank. `arch` is an `ArchConfig` as a dict (`name`,
     `expert_hidden`, ...); `class_weights` holds per task None or its class weights (`mtl.data.class_weights`);
     `num_threads` is torch's intra-op thread count while training (None: `WANDERLENS_TORCH_THREADS`, else 1).
+    `result_path`, when set, receives rank 0's result as a pickle.
     """
 
     tasks: list[dict[str, Any]]
@@ -62,6 +65,7 @@ class TrainingRun:
     val_path: str | None = None
     class_weights: list[Any] | None = None
     num_threads: int | None = None
+    result_path: str | None = None  # rank 0 also writes its result here (see `run_training`)
 
     def task_specs(self) -> list[TaskSpec]:
         """The tasks as TaskSpecs."""
@@ -244,6 +248,8 @@ class Loop:
     val: Shard | None
     class_weights: list[torch.Tensor | None]
     shared: list[nn.Parameter]
+    warm_start: dict[str, Any] | None = None
+    logit_offsets: list[torch.Tensor] | None = None  # per task and training row, added to the outputs in training
     state: LoopState = field(default_factory=LoopState)
 
     @property
@@ -258,13 +264,34 @@ def setup(run: TrainingRun, ranks: Ranks) -> Loop:
     train = read_shard(run.train_path, ranks.rank, ranks.world, tasks, dim)
     val = read_shard(run.val_path, ranks.rank, ranks.world, tasks, dim) if run.val_path else None
     cws = [None if cw is None else torch.tensor(cw, dtype=torch.float32) for cw in run.task_class_weights()]
+    fit_input_statistics(model.net, train.x, ranks)
+    tensors = ShardTensors(train)
+    warm, offsets = None, None
+    if run.training.linear_warm_start:  # before DDP and the optimizer: the frozen linear maps are not trained
+        warm, offsets = fit_linear_heads(model.net, tensors.x, tensors.ys, tensors.ms, tasks,
+                                         run.training.linear_l2, ranks.sum)
     ddp = nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
     optimizer = make_optimizer(run.training, [p for p in model.parameters() if p.requires_grad])
     shared = model.net.shared_parameters() if model.weighting.needs_task_gradients else []
     steps = math.ceil(len(train) / int(run.training.batch_size))
     if ranks.distributed:
         steps = int(ranks.sum(torch.tensor([steps]), dist.ReduceOp.MAX).item())
-    return Loop(run, ranks, tasks, model, ddp, optimizer, ShardTensors(train), len(train), steps, val, cws, shared)
+    return Loop(run, ranks, tasks, model, ddp, optimizer, tensors, len(train), steps, val, cws, shared, warm, offsets)
+
+
+def fit_input_statistics(net: nn.Module, x: np.ndarray, ranks: Ranks, block: int = 65536) -> None:
+    """Give a `Standardized` network the column means and deviations of the training rows of all ranks (summed in
+    float64 in row blocks, then reduced), so every rank holds the same statistics. Other networks: nothing."""
+    if not isinstance(net, Standardized):
+        return
+    sums = torch.zeros(2, x.shape[1], dtype=torch.float64)
+    for s in range(0, len(x), block):
+        part = torch.from_numpy(x[s: s + block]).double()
+        sums[0] += part.sum(0)
+        sums[1] += (part * part).sum(0)
+    sums = ranks.sum(sums)
+    n = float(ranks.sum(torch.tensor([float(len(x))], dtype=torch.float64)).item())
+    net.fit(sums[0], sums[1], n)
 
 
 def resume(loop: Loop) -> None:
@@ -294,7 +321,12 @@ def train_step(loop: Loop, idx: np.ndarray, step: int = 0) -> tuple[torch.Tensor
     factor = lr_factor(training, step, loop.steps)
     for group in loop.optimizer.param_groups:
         group["lr"] = float(training.learning_rate) * factor
-    losses, counts = compute_losses(loop.tasks, loop.ddp(x), ys, ms, loop.class_weights, training.label_smoothing)
+    outputs = loop.ddp(x)
+    if loop.logit_offsets is not None:
+        rows, gate = torch.from_numpy(idx), linear_heads_of(loop.model.net).gate
+        outputs = [out + (off[rows] if gate is None else gate[i] * off[rows])
+                   for i, (out, off) in enumerate(zip(outputs, loop.logit_offsets, strict=True))]
+    losses, counts = compute_losses(loop.tasks, outputs, ys, ms, loop.class_weights, training.label_smoothing)
     loop.optimizer.zero_grad(set_to_none=True)
     loop.weighting.backward(TaskStep(losses, counts > 0, loop.shared, loop.ranks.mean))
     loop.optimizer.step()
@@ -450,15 +482,28 @@ def run_training(run: TrainingRun, progress: Progress | None = None) -> dict[str
         if ranks.distributed:
             dist.init_process_group("gloo")
         try:
-            return _train(run, ranks, progress)
+            out = _train(run, ranks, progress)
+            if run.result_path and ranks.rank == 0:
+                _write_result(run.result_path, out)
+            return out
         finally:
             if ranks.distributed:
                 dist.destroy_process_group()
 
 
+def validate_warm_start(loop: Loop) -> None:
+    """Record the linearly warm-started model as epoch 0 (validated like any epoch), so early stopping and per-task
+    selection can keep it for a task the network does not improve."""
+    record: dict[str, Any] = {"epoch": 0, "linear_warm_start": loop.warm_start}
+    early_stopping(loop, record)
+    loop.state.history.append(record)
+
+
 def _train(run: TrainingRun, ranks: Ranks, progress: Progress | None) -> dict[str, Any]:
     loop = setup(run, ranks)
     resume(loop)
+    if loop.warm_start is not None and loop.val is not None and loop.state.start_epoch == 0:
+        validate_warm_start(loop)
     for epoch in range(loop.state.start_epoch, int(run.training.epochs)):
         if loop.state.stopped:
             break
@@ -468,6 +513,14 @@ def _train(run: TrainingRun, ranks: Ranks, progress: Progress | None) -> dict[st
         if progress is not None and ranks.rank == 0:
             progress(record)
     return result(loop)
+
+
+def _write_result(path: str, out: dict[str, Any]) -> None:
+    """Write `out` to `path` atomically (a reader never sees half a file)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        pickle.dump(out, fh)
+    os.replace(tmp, path)
 
 
 def _serialize(obj: Any) -> bytes:
