@@ -269,7 +269,7 @@ def setup(run: TrainingRun, ranks: Ranks) -> Loop:
     warm, offsets = None, None
     if run.training.linear_warm_start:  # before DDP and the optimizer: the frozen linear maps are not trained
         warm, offsets = fit_linear_heads(model.net, tensors.x, tensors.ys, tensors.ms, tasks,
-                                         run.training.linear_l2, ranks.sum)
+                                         run.training.linear_l2, ranks.sum, ranks.world)
     ddp = nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
     optimizer = make_optimizer(run.training, [p for p in model.parameters() if p.requires_grad])
     shared = model.net.shared_parameters() if model.weighting.needs_task_gradients else []

@@ -25,8 +25,12 @@ from wanderlens.errors import ConfigError
 from wanderlens.mtl.architectures import LinearHeads, Standardized, Tower
 from wanderlens.mtl.losses import task_loss
 from wanderlens.mtl.tasks import TaskSpec
+from wanderlens.threads import default_threads
 
 FOLDS = 5  # out-of-fold linear logits for stacking (the usual 5-fold cross-fitting)
+# L-BFGS iterations of a fold's fit: it starts from the full fit's weights, 80 % of whose rows it shares, so it
+# needs far fewer than the full fit (30 instead of 100 halves the warm start's time on the demo's 1,390 x 5,762)
+FOLD_ITERATIONS = 30
 
 
 def linear_heads_of(net: nn.Module) -> LinearHeads:
@@ -102,7 +106,8 @@ def out_of_fold_logits(linear: nn.ModuleList, z: torch.Tensor, ys: list[torch.Te
     for k in range(FOLDS):
         held = fold == k
         fitted = copy.deepcopy(linear).requires_grad_(True)
-        _fit_linear(fitted, z, ys, [m * (~held).to(m.dtype) for m in ms], tasks, l2, reduce, max_iter)
+        _fit_linear(fitted, z, ys, [m * (~held).to(m.dtype) for m in ms], tasks, l2, reduce,
+                    min(max_iter, FOLD_ITERATIONS))
         with torch.no_grad():
             for o, lin in zip(oof, fitted, strict=True):
                 o[held] = lin(z[held])
@@ -121,7 +126,7 @@ def fit_gate(gate: nn.Parameter, oof: list[torch.Tensor], ys: list[torch.Tensor]
 
 
 def fit_linear_heads(net: nn.Module, x: torch.Tensor, ys: list[torch.Tensor], ms: list[torch.Tensor],
-                     tasks: list[TaskSpec], l2: float, reduce: Any, max_iter: int = 100,
+                     tasks: list[TaskSpec], l2: float, reduce: Any, world: int = 1, max_iter: int = 100,
                      ) -> tuple[dict[str, Any], list[torch.Tensor]]:
     """Fit the linear maps of `net` on rows `x` (targets `ys`, masks `ms`) by L-BFGS, freeze them, fit their gate
     and zero the towers' outputs. `reduce(t)` sums a tensor over ranks (identity in one process).
@@ -133,12 +138,17 @@ def fit_linear_heads(net: nn.Module, x: torch.Tensor, ys: list[torch.Tensor], ms
     """
     heads = linear_heads_of(net)
     z = _standardized_inputs(net, x)
-    objective = _fit_linear(heads.linear, z, ys, ms, tasks, l2, reduce, max_iter)
-    heads.linear.requires_grad_(False)
+    saved = torch.get_num_threads()  # large matrix products: this process's share of the cores, not 1 thread
+    torch.set_num_threads(max(1, default_threads() // max(1, world)))
+    try:
+        objective = _fit_linear(heads.linear, z, ys, ms, tasks, l2, reduce, max_iter)
+        heads.linear.requires_grad_(False)
+        oof = out_of_fold_logits(heads.linear, z, ys, ms, tasks, l2, reduce, max_iter)
+        if heads.gate is not None:
+            fit_gate(heads.gate, oof, ys, ms, tasks, reduce)
+    finally:
+        torch.set_num_threads(saved)
     zero_tower_outputs(heads.deep)
-    oof = out_of_fold_logits(heads.linear, z, ys, ms, tasks, l2, reduce, max_iter)
-    if heads.gate is not None:
-        fit_gate(heads.gate, oof, ys, ms, tasks, reduce)
     with torch.no_grad():
         deltas = [o - lin(z) for o, lin in zip(oof, heads.linear, strict=True)]
     gate = None if heads.gate is None else [round(float(g), 4) for g in heads.gate.detach()]
