@@ -32,6 +32,7 @@ from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from wanderlens.travel.trips import haversine_km
 from wanderlens.travel.visits import with_trip_order
 
 SIGNALS: tuple[str, ...] = ("popularity", "als", "covisit", "sequence", "geo_recent", "geo_home", "geo_liked",
@@ -50,14 +51,6 @@ class AlsParts:
     user_indexer: StringIndexerModel
     dest_indexer: StringIndexerModel
     model: ALSModel
-
-
-def km(lat1, lon1, lat2, lon2):
-    """Great-circle distance in km between two coordinate column pairs."""
-    lat1, lon1, lat2, lon2 = (F.col(c) if isinstance(c, str) else c for c in (lat1, lon1, lat2, lon2))
-    p1, p2 = F.radians(lat1), F.radians(lat2)
-    h = F.pow(F.sin((p2 - p1) / 2), 2) + F.cos(p1) * F.cos(p2) * F.pow(F.sin(F.radians(lon2 - lon1) / 2), 2)
-    return F.lit(2 * 6371.0) * F.asin(F.sqrt(F.least(F.lit(1.0), h)))
 
 
 def season_index(col):
@@ -144,7 +137,7 @@ def last_place(h: DataFrame, places: DataFrame) -> DataFrame:
                       F.col("longitude").alias("a_lon"))
     c = places.select("destination_id", F.col("latitude").alias("c_lat"), F.col("longitude").alias("c_lon"))
     dist = last.join(a, "anchor").crossJoin(F.broadcast(c)).select(
-        "user_id", "destination_id", km("a_lat", "a_lon", "c_lat", "c_lon").alias("km_last"))
+        "user_id", "destination_id", haversine_km("a_lat", "a_lon", "c_lat", "c_lon").alias("km_last"))
     return dist.join(seq, ["user_id", "destination_id"], "full")
 
 
@@ -158,7 +151,7 @@ def geography(h: DataFrame, places: DataFrame) -> DataFrame:
                                F.col("longitude").alias("a_lon")), "destination_id").withColumnRenamed(
         "destination_id", "anchor")
     c = coords.select("destination_id", F.col("latitude").alias("c_lat"), F.col("longitude").alias("c_lon"))
-    d = uh.crossJoin(F.broadcast(c)).withColumn("_km", km("a_lat", "a_lon", "c_lat", "c_lon"))
+    d = uh.crossJoin(F.broadcast(c)).withColumn("_km", haversine_km("a_lat", "a_lon", "c_lat", "c_lon"))
     geo = d.groupBy("user_id", "destination_id").agg(
         F.max(F.when(F.col("ago") == 0, 1.0 / (1.0 + F.col("_km") / 500.0))).alias("geo_recent"),
         F.sum(F.col("w") / (1.0 + F.col("_km") / 300.0)).alias("geo_liked"),
@@ -171,7 +164,8 @@ def geography(h: DataFrame, places: DataFrame) -> DataFrame:
     home = home.select("user_id", F.degrees(F.atan2("z", F.sqrt(F.col("x") ** 2 + F.col("y") ** 2))).alias("h_lat"),
                        F.degrees(F.atan2("y", "x")).alias("h_lon"))
     home = home.crossJoin(F.broadcast(c)).select(
-        "user_id", "destination_id", (1.0 / (1.0 + km("h_lat", "h_lon", "c_lat", "c_lon") / 1500.0)).alias("geo_home"))
+        "user_id", "destination_id",
+        (1.0 / (1.0 + haversine_km("h_lat", "h_lon", "c_lat", "c_lon") / 1500.0)).alias("geo_home"))
     return geo.join(home, ["user_id", "destination_id"], "full")
 
 
