@@ -209,8 +209,12 @@ class LinearHeads(MultiTaskNet):
         # task's linear part down where it misleads; starts at 1.
         self.gate = nn.Parameter(torch.ones(len(outs))) if gated else None
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, offsets: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Per task the network's logits plus the (gated) linear logits; `offsets`, in training only, are added to
+        the linear logits first (the out-of-fold correction of `mtl.warm_start`)."""
         lins = [lin(x) for lin in self.linear]
+        if offsets is not None:
+            lins = [z + o for z, o in zip(lins, offsets, strict=True)]
         if self.gate is not None:
             lins = [g * z for g, z in zip(self.gate, lins, strict=True)]
         return [h + z for h, z in zip(self.deep(x), lins, strict=True)]
@@ -241,8 +245,13 @@ class Standardized(MultiTaskNet):
         self.mean.copy_(mean.float())
         self.scale.copy_(torch.where(std > 1e-8, 1.0 / std.clamp(min=1e-8), torch.ones_like(std)).float())
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.net((x - self.mean) * self.scale)
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` with every column standardised."""
+        return (x - self.mean) * self.scale
+
+    def forward(self, x: torch.Tensor, offsets: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        z = self.standardize(x)
+        return self.net(z) if offsets is None else self.net(z, offsets)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return self.net.shared_parameters()

@@ -35,7 +35,7 @@ from wanderlens.mtl.data import Shard, read_shard
 from wanderlens.mtl.losses import task_loss
 from wanderlens.mtl.metrics import PRIMARY, is_better, task_metric
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
-from wanderlens.mtl.warm_start import fit_linear_heads, linear_heads_of
+from wanderlens.mtl.warm_start import fit_linear_heads
 from wanderlens.mtl.weighting import LossWeighting, TaskStep, finite_weights, weighting_from_config
 from wanderlens.threads import torch_threads
 
@@ -91,8 +91,8 @@ class Trainable(nn.Module):
         self.net = net
         self.weighting = weighting
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, offsets: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        return self.net(x) if offsets is None else self.net(x, offsets)
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ class Loop:
     class_weights: list[torch.Tensor | None]
     shared: list[nn.Parameter]
     warm_start: dict[str, Any] | None = None
-    logit_offsets: list[torch.Tensor] | None = None  # per task and training row, added to the outputs in training
+    logit_offsets: list[torch.Tensor] | None = None  # per task and training row: out-of-fold minus full linear logits
     state: LoopState = field(default_factory=LoopState)
 
     @property
@@ -321,11 +321,11 @@ def train_step(loop: Loop, idx: np.ndarray, step: int = 0) -> tuple[torch.Tensor
     factor = lr_factor(training, step, loop.steps)
     for group in loop.optimizer.param_groups:
         group["lr"] = float(training.learning_rate) * factor
-    outputs = loop.ddp(x)
-    if loop.logit_offsets is not None:
-        rows, gate = torch.from_numpy(idx), linear_heads_of(loop.model.net).gate
-        outputs = [out + (off[rows] if gate is None else gate[i] * off[rows])
-                   for i, (out, off) in enumerate(zip(outputs, loop.logit_offsets, strict=True))]
+    if loop.logit_offsets is None:
+        outputs = loop.ddp(x)
+    else:
+        rows = torch.from_numpy(idx)
+        outputs = loop.ddp(x, [off[rows] for off in loop.logit_offsets])
     losses, counts = compute_losses(loop.tasks, outputs, ys, ms, loop.class_weights, training.label_smoothing)
     loop.optimizer.zero_grad(set_to_none=True)
     loop.weighting.backward(TaskStep(losses, counts > 0, loop.shared, loop.ranks.mean))

@@ -94,10 +94,6 @@ def _fit_linear(linear: nn.ModuleList, z: torch.Tensor, ys: list[torch.Tensor], 
                      max_iter)
 
 
-def _standardized_inputs(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return (x - net.mean) * net.scale if isinstance(net, Standardized) else x
-
-
 def out_of_fold_logits(linear: nn.ModuleList, z: torch.Tensor, ys: list[torch.Tensor], ms: list[torch.Tensor],
                        tasks: list[TaskSpec], l2: float, reduce: Any, max_iter: int) -> list[torch.Tensor]:
     """Per task, each training row's logits from a linear fit without the row's fold (`FOLDS` folds)."""
@@ -132,12 +128,12 @@ def fit_linear_heads(net: nn.Module, x: torch.Tensor, ys: list[torch.Tensor], ms
     and zero the towers' outputs. `reduce(t)` sums a tensor over ranks (identity in one process).
 
     Returns the fit's facts and, per task, a logit correction per training row: the out-of-fold logits minus the
-    full fit's. Training adds it (times the gate) to the network's outputs, so the network learns on top of honest
+    full fit's. Training adds it to the linear logits (`LinearHeads.forward`), so the network learns on top of honest
     linear predictions: the full fit nearly interpolates wide inputs with few rows, and a network stacked on its
     in-sample logits would see almost no error left to learn from.
     """
     heads = linear_heads_of(net)
-    z = _standardized_inputs(net, x)
+    z = net.standardize(x) if isinstance(net, Standardized) else x
     saved = torch.get_num_threads()  # large matrix products: this process's share of the cores, not 1 thread
     torch.set_num_threads(max(1, default_threads() // max(1, world)))
     try:
