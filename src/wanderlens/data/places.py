@@ -263,15 +263,11 @@ def time_zone_at(lat: float, lon: float) -> str | None:
 
 
 def time_zones_at(lats: list[float], lons: list[float]) -> list[str | None]:
-    """`time_zone_at` for many positions: one batch call where timezonefinder has it (its newer releases answer
-    exactly what `timezone_at` would, with the per-point overhead vectorised), else point by point."""
+    """`time_zone_at` for many positions in one call (timezonefinder >= 9 answers exactly what `timezone_at`
+    would, with the per-point overhead vectorised)."""
     if not lats:
         return []
-    finder = _time_zone_finder()
-    batch = getattr(finder, "timezone_names_at", None)
-    if batch is not None:
-        return batch(lngs=lons, lats=lats)
-    return [finder.timezone_at(lng=lon, lat=lat) for lat, lon in zip(lats, lons, strict=True)]
+    return list(_time_zone_finder().timezone_names_at(lngs=lons, lats=lats))
 
 
 @lru_cache(maxsize=512)
