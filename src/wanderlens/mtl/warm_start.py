@@ -134,7 +134,9 @@ def fit_linear_heads(net: nn.Module, x: torch.Tensor, ys: list[torch.Tensor], ms
     """
     heads = linear_heads_of(net)
     z = net.standardize(x) if isinstance(net, Standardized) else x
-    saved = torch.get_num_threads()  # large matrix products: this process's share of the cores, not 1 thread
+    # Large matrix products: this process's share of the cores, not the training loop's 1 thread. Set directly:
+    # `threads.torch_threads` nested inside run_training's block keeps the outer block's count.
+    saved = torch.get_num_threads()
     torch.set_num_threads(max(1, default_threads() // max(1, world)))
     try:
         objective = _fit_linear(heads.linear, z, ys, ms, tasks, l2, reduce, max_iter)
