@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import SHARED
 from PIL import Image
@@ -280,6 +281,41 @@ def test_text_and_sentence_stages_give_zero_vectors_and_flags_for_missing_text(s
     # Similar texts are closer than unrelated ones in MiniLM space.
     a, d = by_id["a"].sentence_embedding.toArray(), by_id["d"].sentence_embedding.toArray()
     assert float(a @ a) > float(a @ d)
+
+
+def test_sentence_call_size_does_not_change_the_embeddings():
+    from wanderlens.features.sentence import SENTENCES_PER_THREAD, embed_sentences
+
+    texts = [f"photo {i}: " + "a quiet street by the harbour at dusk " * (1 + i % 5) for i in range(2 * 32 + 7)]
+    auto, present = embed_sentences(texts)  # SENTENCES_PER_THREAD per thread a call
+    for size in (1, SENTENCES_PER_THREAD + 3, 128):
+        other, _ = embed_sentences(texts, size)
+        np.testing.assert_allclose(other, auto, atol=1e-5)
+    assert present.all() and np.allclose(np.linalg.norm(auto, axis=1), 1, atol=1e-4)
+
+
+def test_spark_workers_freeze_what_they_load_so_the_collection_between_tasks_stays_small(spark):
+    import gc
+
+    from pyspark.sql import functions as F
+
+    from wanderlens.worker_heap import freeze_loaded_objects
+
+    frozen_here = gc.get_freeze_count()
+    assert freeze_loaded_objects() is False and gc.get_freeze_count() == frozen_here  # the driver is not ours
+
+    @F.pandas_udf("string")
+    def heap(ids: pd.Series) -> pd.Series:
+        from wanderlens.features.sentence import get_sentence_model
+
+        get_sentence_model()
+        return pd.Series([f"{gc.get_freeze_count()} {len(gc.get_objects())}"] * len(ids))
+
+    for row in spark.range(2).repartition(2).select(heap("id").alias("h")).collect():
+        frozen, tracked = map(int, row.h.split())
+        # torch and MiniLM are about 500,000 objects; Spark's daemon collects after every task, and what it then
+        # walks is only what the task itself made.
+        assert frozen > 200_000 and tracked < frozen // 10, row.h
 
 
 # --- featurize on the sample -----------------------------------------------------------------------------------------

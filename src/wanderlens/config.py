@@ -56,7 +56,8 @@ class FeaturesConfig(Section):
     """`wanderlens featurize`: encoders and text features."""
 
     encoder: str = Field("efficientnet_lite0", description="image encoder: a packaged name or onnx:/path/model.onnx")
-    batch_size: int = Field(64, ge=1, description="photos / sentences per encoder call")
+    batch_size: int = Field(64, ge=1, description="photos per image-encoder call")
+    sentence_batch_size: int = Field(0, ge=0, description="sentences per MiniLM call (0: 32 per encoder thread)")
     image_size: int = Field(0, ge=0, description="encoder input size in pixels (0: the encoder's own)")
     top_k: int = Field(5, ge=0, description="ImageNet tags kept per photo")
     num_features: int = Field(4096, ge=16, description="HashingTF buckets of the TF-IDF block")

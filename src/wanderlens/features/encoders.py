@@ -19,6 +19,7 @@ import numpy as np
 
 from wanderlens.errors import ConfigError, WanderlensError
 from wanderlens.threads import default_threads, torch_threads
+from wanderlens.worker_heap import freeze_loaded_objects
 
 DEFAULT_ENCODER = "efficientnet_lite0"
 EXPORT_TOLERANCE = 1e-3  # max abs difference allowed between the exported ONNX model and torch
@@ -289,7 +290,7 @@ class ColorTextureEncoder(Encoder):
 
 
 def get_encoder(name: str = DEFAULT_ENCODER, threads: int | None = None) -> Encoder:
-    """The encoder called `name`, built once per process (and per thread count)."""
+    """The encoder called `name`, built once per process (and per thread count), then frozen in Spark workers."""
     threads = threads or default_threads()
     key = (name, threads)
     with _LOCK:
@@ -297,6 +298,7 @@ def get_encoder(name: str = DEFAULT_ENCODER, threads: int | None = None) -> Enco
         if enc is None:
             enc = _build(name, threads)
             _CACHE[key] = enc
+            freeze_loaded_objects()
         return enc
 
 

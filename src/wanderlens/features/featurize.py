@@ -46,7 +46,7 @@ def build_pipeline(cfg: FeaturesConfig, image_dim: int) -> Pipeline:
         TextFeaturizer(numFeatures=cfg.num_features, minDocFreq=cfg.min_doc_freq),
         ImageEmbedder(inputCol="image_path", encoder=cfg.encoder, batchSize=cfg.batch_size,
                       imageSize=cfg.image_size, topK=cfg.top_k),
-        SentenceEmbedder(batchSize=cfg.batch_size),
+        SentenceEmbedder(batchSize=cfg.sentence_batch_size),
         ModalityFusion(inputCols=["image_embedding", "text_tfidf", "sentence_embedding"],
                        inputSizes=[image_dim, cfg.num_features, SENTENCE_DIM],
                        presenceCols=["has_image", "has_text"], outputCol="features"),

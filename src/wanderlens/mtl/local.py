@@ -18,6 +18,7 @@ from wanderlens.io import read_ml_metadata
 from wanderlens.mtl.architectures import build_network
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
 from wanderlens.persistence import read_record_local
+from wanderlens.worker_heap import freeze_loaded_objects
 
 _CACHE: dict[str, LocalMultiTaskModel] = {}
 
@@ -143,6 +144,7 @@ def cached_model(key: str, meta_json: str, weights: bytes) -> LocalMultiTaskMode
     model = _CACHE.get(key)
     if model is None:
         model = _CACHE[key] = LocalMultiTaskModel.from_bytes(meta_json, weights)
+        freeze_loaded_objects()
     return model
 
 

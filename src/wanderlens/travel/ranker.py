@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wanderlens.travel.signals import FEATURES, LAST_PLACE, SIGNALS
+from wanderlens.worker_heap import freeze_loaded_objects
 
 RANKER = "ranker"
 _BOOSTERS: dict[str, Any] = {}
@@ -39,6 +40,7 @@ def load_booster(raw: bytes) -> Any:
         booster = xgb.Booster()
         booster.load_model(bytearray(raw))
         _BOOSTERS[key] = booster
+        freeze_loaded_objects()
     return _BOOSTERS[key]
 
 
