@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wanderlens.data.destinations import DESTINATIONS, SCENES, Destination
+from wanderlens.data.places import haversine_km_array
 from wanderlens.data.render import PhotoSpec, render_photo
 from wanderlens.data.schema import DESTINATION_COLUMNS, LabelSpec, dump_labels
 from wanderlens.errors import InputError
@@ -243,18 +244,11 @@ KIND_SEASON: dict[str, dict[str, float]] = {
 ROUTE_KM = 400.0  # places of one trip are at most this far apart (the trip segmenter's default jump)
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km."""
-    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0 * math.asin(math.sqrt(min(1.0, h)))
-
-
 def catalog_distances() -> np.ndarray:
     """Distances in km between every two catalog destinations."""
-    n = len(DESTINATIONS)
-    return np.array([[haversine_km(DESTINATIONS[i].latitude, DESTINATIONS[i].longitude, DESTINATIONS[j].latitude,
-                                   DESTINATIONS[j].longitude) for j in range(n)] for i in range(n)])
+    lat = np.array([d.latitude for d in DESTINATIONS])
+    lon = np.array([d.longitude for d in DESTINATIONS])
+    return haversine_km_array(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
 
 
 def trip_successors() -> np.ndarray:
