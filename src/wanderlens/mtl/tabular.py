@@ -108,7 +108,7 @@ def _vocabularies(df: DataFrame, cols: list[str]) -> list[list[str]]:
 
 
 def _numeric_stats(df: DataFrame, cols: list[str], bins: int) -> dict[str, list[Any]]:
-    """Quantile bin edges (unique, at least two), mean, standard deviation and median per numeric column."""
+    """Bin edges (`_bin_edges`), mean, standard deviation and median per numeric column."""
     for c in cols:
         if c not in df.columns:
             raise InputError(f"numeric column {c!r} is missing; the DataFrame has {', '.join(df.columns)}")
@@ -118,21 +118,47 @@ def _numeric_stats(df: DataFrame, cols: list[str], bins: int) -> dict[str, list[
     if not cols:
         return {"edges": [], "mean": [], "std": [], "median": []}
     clean = df.select(*[F.nanvl(F.col(c).cast("double"), F.lit(None)).alias(c) for c in cols])
-    probs = [k / bins for k in range(bins + 1)]
-    quantiles = clean.approxQuantile(cols, [*probs, 0.5], 1e-3)
-    moments = clean.agg(*[F.mean(c).alias(f"m{i}") for i, c in enumerate(cols)],
-                        *[F.stddev_pop(c).alias(f"s{i}") for i, c in enumerate(cols)]).first()
-    edges, means, stds, medians = [], [], [], []
-    for i, (c, q) in enumerate(zip(cols, quantiles, strict=True)):
+    quantiles = clean.approxQuantile(cols, [*_probabilities(bins), 0.5], 1e-3)
+    for c, q in zip(cols, quantiles, strict=True):
         if not q:
             raise InputError(f"numeric column {c!r} holds only nulls or NaN; drop it from numericCols")
-        e = sorted(set(q[:-1]))
-        edges.append(e if len(e) > 1 else [e[0], e[0] + 1.0])
+    moments = clean.agg(*[F.mean(c).alias(f"m{i}") for i, c in enumerate(cols)],
+                        *[F.stddev_pop(c).alias(f"s{i}") for i, c in enumerate(cols)]).first()
+    edges = _bin_edges(clean, cols, [q[:-1] for q in quantiles], bins)
+    means, stds, medians = [], [], []
+    for i, q in enumerate(quantiles):
         medians.append(float(q[-1]))
         means.append(float(moments[f"m{i}"]))
         s = float(moments[f"s{i}"] or 0.0)
         stds.append(s if s > 0 else 1.0)
     return {"edges": edges, "mean": means, "std": stds, "median": medians}
+
+
+def _probabilities(bins: int) -> list[float]:
+    return [k / bins for k in range(bins + 1)]
+
+
+def _bin_edges(clean: DataFrame, cols: list[str], quantiles: list[list[float]], bins: int) -> list[list[float]]:
+    """Piecewise-linear bin edges per column: sorted, unique, at least two.
+
+    Plain quantile edges collapse where many rows share one value. A column that is 0 in 96 % of its rows (capital
+    gains) would get the edges [0, max]: one linear piece over every value that matters. A value that takes several
+    quantiles is therefore an edge of its own, and the column's bins are spent again on quantiles of its other
+    values (one more pass over the columns that need it, with those values set to null, which approxQuantile skips).
+    """
+    masses = [{v for v in q if q.count(v) > 1} for q in quantiles]
+    edges = [set(q) for q in quantiles]
+    redo = [i for i, m in enumerate(masses) if m]
+    if redo:
+        rest = clean.select(*[F.when(~F.col(cols[i]).isin(sorted(masses[i])), F.col(cols[i])).alias(cols[i])
+                              for i in redo])
+        for i, q in zip(redo, rest.approxQuantile([cols[i] for i in redo], _probabilities(bins), 1e-3), strict=True):
+            edges[i] |= set(q)  # empty when the column holds nothing but those values
+    out = []
+    for e in edges:
+        e = sorted(e)
+        out.append(e if len(e) > 1 else [e[0], e[0] + 1.0])
+    return out
 
 
 def learn_spec(df: DataFrame, categorical: list[str], numeric: list[str], bins: int) -> dict[str, Any]:
