@@ -30,6 +30,23 @@ def test_piecewise_linear_encoding_matches_the_paper() -> None:
     assert enc.tolist() == [[-1.0, 0.0], [0.5, 0.0], [1.0, 0.5], [1.0, 2.0]]
 
 
+def test_piecewise_bins_do_not_collapse_on_values_many_rows_share(spark) -> None:
+    """A column that is 0 in 90 % of rows keeps 0 as an edge and spends its bins on the other values; a column of a
+    few integers gets each of them; a continuous column gets plain quantiles; a constant one two edges."""
+    from wanderlens.mtl.tabular import learn_spec
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    pdf = pd.DataFrame({"gains": np.where(rng.random(n) < 0.9, 0.0, rng.uniform(1, 100, n)),
+                        "x": rng.normal(size=n), "kids": rng.integers(0, 4, n).astype(float), "one": np.ones(n)})
+    spec = learn_spec(spark.createDataFrame(pdf), [], list(pdf.columns), bins=8)
+    gains, x, kids, one = spec["edges"]
+    assert gains[0] == 0.0 and len(gains) >= 9 and gains[1] < 15 and gains[-2] > 70  # quantiles over 1..100
+    assert len(x) == 9 and np.allclose(x[1:-1], np.quantile(pdf["x"], np.arange(1, 8) / 8), atol=0.05)
+    assert kids == [0.0, 1.0, 2.0, 3.0]
+    assert one == [1.0, 2.0]
+
+
 @pytest.mark.parametrize("numeric_embedding", ["piecewise", "periodic"])
 def test_tabular_fit_transform_save_load_local(spark, tmp_path, numeric_embedding: str) -> None:
     from wanderlens.mtl import MultiTaskClassifier, MultiTaskModel
