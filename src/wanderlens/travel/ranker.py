@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from wanderlens.travel.signals import FEATURES, LAST_PLACE, SIGNALS
-from wanderlens.worker_heap import freeze_loaded_objects
+from wanderlens.worker_heap import load_once
 
 RANKER = "ranker"
 _BOOSTERS: dict[str, Any] = {}
@@ -35,13 +35,12 @@ def load_booster(raw: bytes) -> Any:
     """The xgboost Booster of raw JSON bytes, loaded once per process."""
     import xgboost as xgb
 
-    key = hashlib.sha1(raw).hexdigest()
-    if key not in _BOOSTERS:
+    def build() -> Any:
         booster = xgb.Booster()
         booster.load_model(bytearray(raw))
-        _BOOSTERS[key] = booster
-        freeze_loaded_objects()
-    return _BOOSTERS[key]
+        return booster
+
+    return load_once(_BOOSTERS, hashlib.sha1(raw).hexdigest(), build)
 
 
 def predict(raw: bytes, x: np.ndarray, contribs: bool = False) -> np.ndarray:
