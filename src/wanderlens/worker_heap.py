@@ -17,7 +17,7 @@ from typing import TypeVar
 from wanderlens.threads import in_spark_worker
 
 T = TypeVar("T")
-# Re-entrant: building one thing may load another (a model that needs an encoder) in the same thread.
+# Re-entrant, so a build may itself load something through `load_once` without deadlocking (none does today).
 _LOCK = threading.RLock()
 
 
