@@ -90,7 +90,7 @@ def load(spark, rows: int, work: str):
 def fit_mtl(df, method: str, seed: int, epochs: int, num_models: int = 1) -> tuple[tuple[float, float], object]:
     """One public MultiTaskClassifier fit (train + validation rows), scored on the test rows. With `num_models` N,
     the fit is a seed ensemble whose members train with seeds N * seed ... N * seed + N - 1, so the ensembles of
-    different benchmark seeds share no member."""
+    different benchmark seeds share no member; the model's history (the epochs printed) is the first member's."""
     from pyspark.sql import functions as F
 
     from wanderlens.evaluation import MultiTaskEvaluator
